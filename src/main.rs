@@ -1,0 +1,184 @@
+//! The `imgflow` command line.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use imgflow::config::Config;
+use imgflow::registry::{self, AppState};
+use imgflow::server::{self, ServeOptions};
+use imgflow::storage::{Storage, StorageOptions};
+use imgflow::tls::{self, CertPaths};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// imgflow: a self-hosted OCI image registry.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry (HTTPS, OCI Distribution v1.1, Docker compatible).
+    Serve(ServeArgs),
+    /// Print the embedded default configuration (the documented config/registry.toml).
+    DefaultConfig,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML configuration file, merged over the embedded default.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (overrides server.listen); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Data directory (overrides storage.data_dir).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Certificates directory (overrides tls.certs_dir).
+    #[arg(long, value_name = "DIR")]
+    certs_dir: Option<PathBuf>,
+    /// Public URL for Location headers (overrides server.public_url).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    /// Extra DNS name or IP for a generated certificate (repeatable; adds to tls.extra_names).
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_names: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", imgflow::config::DEFAULT_CONFIG);
+            ExitCode::SUCCESS
+        }
+        Command::Serve(args) => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("imgflow: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("imgflow: error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut cfg = Config::load(args.config.as_deref())?;
+    if let Some(l) = args.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(d) = args.data_dir {
+        cfg.storage.data_dir = d;
+    }
+    if let Some(d) = args.certs_dir {
+        cfg.tls.certs_dir = d;
+    }
+    if let Some(u) = args.public_url {
+        cfg.server.public_url = u;
+    }
+    cfg.tls.extra_names.extend(args.tls_names);
+
+    let paths = CertPaths::in_dir(&cfg.tls.certs_dir);
+    let names = tls::default_names(&cfg.tls.extra_names);
+    let generated = tls::ensure(&paths, &names).context("preparing TLS certificates")?;
+    let tls_config = tls::server_config(&paths).context("loading TLS certificates")?;
+
+    let storage = Storage::open(StorageOptions {
+        data_dir: cfg.storage.data_dir.clone(),
+        max_manifest_bytes: cfg.storage.max_manifest_bytes,
+        upload_expiry: Duration::from_secs(cfg.storage.upload_expiry_hours * 3600),
+    })
+    .await
+    .with_context(|| format!("opening storage in {}", cfg.storage.data_dir.display()))?;
+    spawn_upload_expiry(storage.clone());
+
+    let public_url = Some(cfg.server.public_url.trim().to_string()).filter(|u| !u.is_empty());
+    let app = registry::router(AppState {
+        storage,
+        public_url,
+        body_idle_timeout: Duration::from_secs(cfg.server.body_idle_timeout_secs),
+    });
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    if generated {
+        print_trust_help(&paths, &names, addr.port());
+    }
+    println!("imgflow: listening on https://{addr}");
+    tracing::info!(%addr, data = %cfg.storage.data_dir.display(), "registry ready");
+    let opts = ServeOptions {
+        handshake_timeout: Duration::from_secs(cfg.server.tls_handshake_timeout_secs),
+        header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
+        shutdown_grace: Duration::from_secs(cfg.server.shutdown_grace_secs),
+    };
+    server::serve(listener, tls_config, app, opts, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_trust_help(paths: &CertPaths, names: &[String], port: u16) {
+    let ca = paths.ca.display();
+    eprintln!(
+        "imgflow: generated a development CA ({ca}) and a server certificate for {}.\n\
+         Trust the CA in your clients:\n  \
+         docker:  sudo mkdir -p /etc/docker/certs.d/HOST:{port} && sudo cp {ca} /etc/docker/certs.d/HOST:{port}/ca.crt\n  \
+         skopeo:  mkdir -p ~/imgflow-certs && cp {ca} ~/imgflow-certs/ && skopeo ... --dest-cert-dir ~/imgflow-certs (or --src-cert-dir, --cert-dir)\n  \
+         curl:    curl --cacert {ca} https://HOST:{port}/v2/",
+        names.join(", ")
+    );
+}
+
+fn spawn_upload_expiry(storage: Storage) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match storage.expire_uploads().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "expired stale upload sessions"),
+                Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

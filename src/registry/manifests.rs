@@ -1,0 +1,89 @@
+//! Manifest endpoints: `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`.
+
+use super::error::{ApiError, ApiResult};
+use super::headers::{content_type, CONTENT_DIGEST, OCI_SUBJECT};
+use super::{hname, respond, AppState, Query};
+use crate::oci::{Reference, RepoName, Tag};
+use crate::storage::StorageError;
+use axum::body::Body;
+use http::{header, HeaderMap, StatusCode};
+use http_body_util::{BodyExt, Limited};
+
+/// Send a manifest with its stored media type.
+pub(super) async fn get(
+    app: &AppState,
+    repo: &RepoName,
+    reference: &Reference,
+    head_only: bool,
+) -> ApiResult {
+    let m = app.storage.get_manifest(repo, reference).await?;
+    let headers = [
+        (header::CONTENT_TYPE, m.media_type.clone()),
+        (hname(CONTENT_DIGEST), m.digest.to_string()),
+        (header::CONTENT_LENGTH, m.content.len().to_string()),
+        (header::ETAG, format!("\"{}\"", m.digest)),
+    ];
+    let body = if head_only {
+        Body::empty()
+    } else {
+        Body::from(m.content)
+    };
+    Ok(respond(StatusCode::OK, &headers, body))
+}
+
+/// Store a manifest (201). `?tag=` on a push by digest adds tags.
+pub(super) async fn put(
+    app: &AppState,
+    repo: &RepoName,
+    reference: &Reference,
+    headers: &HeaderMap,
+    query: &Query,
+    body: Body,
+) -> ApiResult {
+    let limit = app.storage.max_manifest_bytes();
+    let too_large = |size| StorageError::ManifestTooLarge { size, limit };
+    if let Some(len) = super::headers::content_length(headers)? {
+        if len > limit {
+            return Err(too_large(len).into());
+        }
+    }
+    let bytes = match Limited::new(body, limit as usize).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(too_large(limit + 1).into())
+        }
+        Err(e) => return Err(ApiError::UploadInvalid(format!("manifest body: {e}"))),
+    };
+    let tags = query
+        .all("tag")
+        .iter()
+        .map(|t| t.parse::<Tag>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::Name)?;
+    let put = app
+        .storage
+        .put_manifest(repo, reference, &tags, content_type(headers), &bytes)
+        .await?;
+    let mut out = vec![
+        (
+            header::LOCATION,
+            app.location(&format!("/v2/{repo}/manifests/{}", put.digest)),
+        ),
+        (hname(CONTENT_DIGEST), put.digest.to_string()),
+        (header::CONTENT_LENGTH, "0".into()),
+    ];
+    if let Some(subject) = put.subject {
+        out.push((hname(OCI_SUBJECT), subject.to_string()));
+    }
+    Ok(respond(StatusCode::CREATED, &out, Body::empty()))
+}
+
+/// Delete a manifest by digest, or just a tag (202).
+pub(super) async fn delete(app: &AppState, repo: &RepoName, reference: &Reference) -> ApiResult {
+    app.storage.delete_manifest(repo, reference).await?;
+    Ok(respond(
+        StatusCode::ACCEPTED,
+        &[(header::CONTENT_LENGTH, "0".into())],
+        Body::empty(),
+    ))
+}

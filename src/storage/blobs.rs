@@ -1,0 +1,173 @@
+//! Content-addressed blob data behind `object_store`.
+//!
+//! Committed blobs live at `blobs/<algorithm>/<first two hex>/<hex>` in the object
+//! store, one copy however many repositories link them. Uploads are staged as local
+//! files under `uploads/` in the same root and published with an atomic rename, so a
+//! blob path only ever holds complete, verified content.
+
+use super::error::{Result, StorageError};
+use crate::oci::Digest;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Size of the chunks a blob is read and sent in.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A stream of blob bytes.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Blob data store: an object store rooted at the data directory.
+#[derive(Clone)]
+pub struct BlobStore {
+    store: Arc<LocalFileSystem>,
+    root: PathBuf,
+}
+
+fn blob_path(digest: &Digest) -> ObjectPath {
+    let hex = digest.hex();
+    ObjectPath::from(format!(
+        "blobs/{}/{}/{}",
+        digest.algorithm().as_str(),
+        &hex[..2],
+        hex
+    ))
+}
+
+fn upload_path(id: &str) -> ObjectPath {
+    ObjectPath::from(format!("uploads/{id}"))
+}
+
+/// fsync a directory so a rename or create inside it is durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+impl BlobStore {
+    /// A store rooted at `root` (created if missing).
+    pub fn open(root: &Path) -> Result<BlobStore> {
+        std::fs::create_dir_all(root.join("uploads"))?;
+        std::fs::create_dir_all(root.join("blobs"))?;
+        let root = root.canonicalize()?;
+        let store = LocalFileSystem::new_with_prefix(&root)?;
+        Ok(BlobStore {
+            store: Arc::new(store),
+            root,
+        })
+    }
+
+    /// The local staging file of upload `id`.
+    pub fn upload_file(&self, id: &str) -> PathBuf {
+        self.root.join("uploads").join(id)
+    }
+
+    /// The directory holding staged uploads.
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.root.join("uploads")
+    }
+
+    /// Publish the staged upload `id` as blob `digest` (atomic rename, then fsync).
+    pub async fn commit(&self, id: &str, digest: &Digest) -> Result<()> {
+        let to = blob_path(digest);
+        self.store.rename(&upload_path(id), &to).await?;
+        let file = self.store.path_to_filesystem(&to)?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            if let Some(dir) = file.parent() {
+                sync_dir(dir)?;
+                if let Some(parent) = dir.parent() {
+                    sync_dir(parent)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(())
+    }
+
+    /// Remove the data of blob `digest` (missing data is not an error).
+    pub async fn delete(&self, digest: &Digest) -> Result<()> {
+        match self.store.delete(&blob_path(digest)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stream bytes `start..end` of blob `digest`.
+    pub async fn read(&self, digest: &Digest, start: u64, end: u64) -> Result<ByteStream> {
+        if start >= end {
+            return Ok(stream::empty().boxed());
+        }
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(start..end)),
+            ..Default::default()
+        };
+        let got = match self.store.get_opts(&blob_path(digest), opts).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StorageError::BlobUnknown(digest.clone()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match got.payload {
+            GetResultPayload::File(file, _) => Ok(file_stream(file, start, end)),
+            GetResultPayload::Stream(s) => Ok(s.map_err(std::io::Error::other).boxed()),
+        }
+    }
+}
+
+/// Read `start..end` of a local file in large chunks on the blocking pool.
+fn file_stream(file: std::fs::File, start: u64, end: u64) -> ByteStream {
+    struct State {
+        file: Option<std::fs::File>,
+        pos: u64,
+        end: u64,
+        seeked: bool,
+    }
+    let state = State {
+        file: Some(file),
+        pos: start,
+        end,
+        seeked: false,
+    };
+    stream::try_unfold(state, |mut st| async move {
+        if st.pos >= st.end {
+            return Ok(None);
+        }
+        let Some(mut file) = st.file.take() else {
+            return Ok(None);
+        };
+        let want = (st.end - st.pos).min(READ_CHUNK as u64) as usize;
+        let (pos, seeked) = (st.pos, st.seeked);
+        let (file, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            if !seeked {
+                file.seek(SeekFrom::Start(pos))?;
+            }
+            let mut buf = vec![0u8; want];
+            let mut filled = 0;
+            while filled < want {
+                let n = file.read(&mut buf[filled..])?;
+                if n == 0 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "blob file is shorter than recorded",
+                    ));
+                }
+                filled += n;
+            }
+            Ok((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        st.pos += buf.len() as u64;
+        st.seeked = true;
+        st.file = Some(file);
+        Ok(Some((Bytes::from(buf), st)))
+    })
+    .boxed()
+}

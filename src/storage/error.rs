@@ -1,0 +1,77 @@
+//! Errors of the storage layer. They carry no HTTP knowledge; the registry maps them.
+
+use crate::oci::{Digest, ManifestError};
+
+/// Everything that can go wrong when reading or writing registry content.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The blob is not in this repository.
+    #[error("blob unknown to registry: {0}")]
+    BlobUnknown(Digest),
+    /// No such upload session (finished, cancelled or never started).
+    #[error("upload session unknown: {0}")]
+    UploadUnknown(String),
+    /// A chunk did not start where the upload currently ends.
+    #[error("chunk starts at byte {got} but the upload has {current} bytes")]
+    RangeMismatch {
+        /// Bytes the session holds.
+        current: u64,
+        /// Where the rejected chunk said it starts.
+        got: u64,
+    },
+    /// The upload body was unusable (aborted stream, bad Content-Range, ...).
+    #[error("blob upload invalid: {0}")]
+    UploadInvalid(String),
+    /// The content's digest is not the one the client announced.
+    #[error("digest mismatch: client said {expected}, content is {actual}")]
+    DigestMismatch {
+        /// Digest the client announced.
+        expected: Digest,
+        /// Digest of the bytes received.
+        actual: Digest,
+    },
+    /// The content's length is not the one the client announced.
+    #[error("size mismatch: {0}")]
+    SizeInvalid(String),
+    /// A requested byte range lies outside the blob.
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable {
+        /// Size of the blob.
+        size: u64,
+    },
+    /// The manifest is malformed or of an unsupported kind.
+    #[error(transparent)]
+    ManifestInvalid(#[from] ManifestError),
+    /// The manifest is over the configured size limit.
+    #[error("manifest is {size} bytes; the limit is {limit} bytes")]
+    ManifestTooLarge {
+        /// Bytes received (at least).
+        size: u64,
+        /// Configured limit.
+        limit: u64,
+    },
+    /// The manifest references a blob or manifest this repository does not hold.
+    #[error("manifest references {0}, which is not in this repository")]
+    ManifestBlobUnknown(Digest),
+    /// The manifest (tag or digest) is not in this repository.
+    #[error("manifest unknown: {0}")]
+    ManifestUnknown(String),
+    /// The repository holds no content.
+    #[error("repository name not known to registry: {0}")]
+    NameUnknown(String),
+    /// The operation is valid but not supported here.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// Disk or file-system error.
+    #[error("storage I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Metadata database error.
+    #[error("metadata database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Object store error.
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+}
+
+/// Result alias for the storage layer.
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;

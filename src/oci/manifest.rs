@@ -15,7 +15,9 @@ pub enum ManifestError {
     #[error("manifest is not valid: {0}")]
     Invalid(String),
     /// Docker image manifest schema 1 (deprecated, signed JSON).
-    #[error("Docker schema 1 manifests are not supported; push with a current client (schema 2 or OCI)")]
+    #[error(
+        "Docker schema 1 manifests are not supported; push with a current client (schema 2 or OCI)"
+    )]
     Schema1,
 }
 
@@ -221,7 +223,11 @@ mod tests {
         );
         let m = Manifest::parse(body.as_bytes(), Some(crate::oci::OCI_MANIFEST)).unwrap();
         assert_eq!(m.kind, ManifestKind::Image);
-        assert_eq!(m.blobs.len(), 2, "non-distributable layer must not be required");
+        assert_eq!(
+            m.blobs.len(),
+            2,
+            "non-distributable layer must not be required"
+        );
         assert_eq!(m.subject.unwrap().digest.to_string(), d(4));
         assert_eq!(m.artifact_type.as_deref(), Some(crate::oci::OCI_CONFIG));
     }
@@ -243,6 +249,9 @@ mod tests {
             Err(ManifestError::Schema1)
         );
         let mismatch = Manifest::parse(body.as_bytes(), Some(crate::oci::DOCKER_MANIFEST));
-        assert!(mismatch.is_err(), "an index pushed as a Docker image manifest: {mismatch:?}");
+        assert!(
+            mismatch.is_err(),
+            "an index pushed as a Docker image manifest: {mismatch:?}"
+        );
     }
 }

@@ -22,10 +22,7 @@ fn page(query: &Query) -> Result<(u32, Option<&str>), ApiError> {
 }
 
 /// A JSON 200 response, with a `Link` to the next page when the page is full.
-fn paged(
-    json: serde_json::Value,
-    next: Option<String>,
-) -> axum::response::Response {
+fn paged(json: serde_json::Value, next: Option<String>) -> axum::response::Response {
     let mut headers: Vec<(HeaderName, String)> =
         vec![(header::CONTENT_TYPE, "application/json".into())];
     if let Some(next) = next {
@@ -47,7 +44,10 @@ pub(super) async fn tags(app: &AppState, repo: &RepoName, query: &Query) -> ApiR
     let (n, last) = page(query)?;
     let tags = app.storage.tags(repo, n, last).await?;
     let next = next_link(&format!("/v2/{repo}/tags/list"), n, &tags);
-    Ok(paged(serde_json::json!({ "name": repo.as_str(), "tags": tags }), next))
+    Ok(paged(
+        serde_json::json!({ "name": repo.as_str(), "tags": tags }),
+        next,
+    ))
 }
 
 /// `GET /v2/_catalog`.

@@ -72,7 +72,9 @@ impl ApiError {
                     (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", none())
                 }
             },
-            ApiError::Path(PathError::NotFound(_)) => (StatusCode::NOT_FOUND, "UNSUPPORTED", none()),
+            ApiError::Path(PathError::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, "UNSUPPORTED", none())
+            }
             ApiError::Path(PathError::Name(n)) | ApiError::Name(n) => match n {
                 NameError::InvalidDigest(_) => (StatusCode::BAD_REQUEST, "DIGEST_INVALID", none()),
                 NameError::InvalidTag(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID", none()),

@@ -90,11 +90,14 @@ pub fn byte_range(headers: &HeaderMap) -> Result<Option<ByteRange>, ApiError> {
     let Some(v) = headers.get(header::RANGE) else {
         return Ok(None);
     };
-    let bad = || ApiError::BadRequest("invalid Range header: expected bytes=<start>-[<end>]".into());
+    let bad =
+        || ApiError::BadRequest("invalid Range header: expected bytes=<start>-[<end>]".into());
     let s = v.to_str().map_err(|_| bad())?.trim();
     let spec = s.strip_prefix("bytes=").ok_or_else(bad)?;
     if spec.contains(',') {
-        return Err(ApiError::BadRequest("multiple ranges are not supported".into()));
+        return Err(ApiError::BadRequest(
+            "multiple ranges are not supported".into(),
+        ));
     }
     let (a, b) = spec.split_once('-').ok_or_else(bad)?;
     let (a, b) = (a.trim(), b.trim());
@@ -133,15 +136,18 @@ pub fn body_stream(
 ) -> impl Stream<Item = Result<Bytes, BodyError>> + Unpin + Send {
     use futures::StreamExt;
     let data = body.into_data_stream();
-    Box::pin(futures::stream::unfold(Some(data), move |state| async move {
-        let mut data = state?;
-        match tokio::time::timeout(idle, data.next()).await {
-            Err(_) => Some((Err(BodyError::Idle(idle)), None)),
-            Ok(None) => None,
-            Ok(Some(Ok(b))) => Some((Ok(b), Some(data))),
-            Ok(Some(Err(e))) => Some((Err(BodyError::Transport(e.to_string())), None)),
-        }
-    }))
+    Box::pin(futures::stream::unfold(
+        Some(data),
+        move |state| async move {
+            let mut data = state?;
+            match tokio::time::timeout(idle, data.next()).await {
+                Err(_) => Some((Err(BodyError::Idle(idle)), None)),
+                Ok(None) => None,
+                Ok(Some(Ok(b))) => Some((Ok(b), Some(data))),
+                Ok(Some(Err(e))) => Some((Err(BodyError::Transport(e.to_string())), None)),
+            }
+        },
+    ))
 }
 
 #[cfg(test)]

@@ -9,14 +9,46 @@ use axum::body::Body;
 use http::{header, HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Limited};
 
-/// Send a manifest with its stored media type.
+/// Whether a client that sent `accept` takes a manifest of `media_type`. A client that
+/// names no manifest media type at all (no header, `*/*`, `application/json`) takes any.
+fn accepts(accept: &[&str], media_type: &str) -> bool {
+    let named: Vec<&str> = accept
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or(t).trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let is_manifest_type = |t: &&str| {
+        t.starts_with("application/vnd.oci.image.") || t.starts_with("application/vnd.docker.")
+    };
+    !named.iter().any(is_manifest_type)
+        || named
+            .iter()
+            .any(|t| *t == media_type || *t == "*/*" || *t == "application/*")
+}
+
+/// Send a manifest with its stored media type, if the client's `Accept` allows it.
 pub(super) async fn get(
     app: &AppState,
     repo: &RepoName,
     reference: &Reference,
+    request_headers: &HeaderMap,
     head_only: bool,
 ) -> ApiResult {
     let m = app.storage.get_manifest(repo, reference).await?;
+    let accept: Vec<&str> = request_headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if !accepts(&accept, &m.media_type) {
+        return Err(StorageError::ManifestUnknown(format!(
+            "{repo}:{reference} is a {}, which the client does not accept (Accept: {})",
+            m.media_type,
+            accept.join(", ")
+        ))
+        .into());
+    }
     let headers = [
         (header::CONTENT_TYPE, m.media_type.clone()),
         (hname(CONTENT_DIGEST), m.digest.to_string()),
@@ -86,4 +118,28 @@ pub(super) async fn delete(app: &AppState, repo: &RepoName, reference: &Referenc
         &[(header::CONTENT_LENGTH, "0".into())],
         Body::empty(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts;
+    use crate::oci::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(accepts(&[], OCI_MANIFEST));
+        assert!(accepts(&["*/*"], OCI_INDEX));
+        assert!(accepts(&["application/json"], OCI_INDEX));
+        let docker_only = format!("{DOCKER_MANIFEST}, {DOCKER_MANIFEST_LIST}");
+        assert!(accepts(&[docker_only.as_str()], DOCKER_MANIFEST_LIST));
+        assert!(!accepts(&[docker_only.as_str()], OCI_MANIFEST));
+        assert!(accepts(
+            &[
+                DOCKER_MANIFEST,
+                "application/vnd.oci.image.manifest.v1+json; q=0.5"
+            ],
+            OCI_MANIFEST
+        ));
+        assert!(accepts(&[DOCKER_MANIFEST, "*/*"], OCI_INDEX));
+    }
 }

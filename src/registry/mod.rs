@@ -105,7 +105,7 @@ async fn handle(
             discovery::referrers(app, &repo, &d, &query).await
         }
         Route::Manifest(repo, r) if is(&Method::GET) || is(&Method::HEAD) => {
-            manifests::get(app, &repo, &r, is(&Method::HEAD)).await
+            manifests::get(app, &repo, &r, h, is(&Method::HEAD)).await
         }
         Route::Manifest(repo, r) if is(&Method::PUT) => {
             manifests::put(app, &repo, &r, h, &query, body).await

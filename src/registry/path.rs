@@ -151,7 +151,10 @@ mod tests {
             "/v2/a\0b/manifests/latest",
         ] {
             assert!(
-                matches!(Route::parse(p), Err(PathError::Name(NameError::InvalidName(_)))),
+                matches!(
+                    Route::parse(p),
+                    Err(PathError::Name(NameError::InvalidName(_)))
+                ),
                 "{p:?}"
             );
         }
@@ -160,6 +163,9 @@ mod tests {
             Err(PathError::Name(NameError::InvalidDigest(_)))
         ));
         assert!(matches!(Route::parse("/v3/x"), Err(PathError::NotFound(_))));
-        assert!(matches!(Route::parse("/v2/x/other"), Err(PathError::NotFound(_))));
+        assert!(matches!(
+            Route::parse("/v2/x/other"),
+            Err(PathError::NotFound(_))
+        ));
     }
 }

@@ -1,7 +1,9 @@
 //! Upload endpoints: `POST /v2/<name>/blobs/uploads/` and the session URL.
 
 use super::error::{ApiError, ApiResult};
-use super::headers::{body_stream, chunk_bounds, content_length, upload_range, CONTENT_DIGEST, UPLOAD_UUID};
+use super::headers::{
+    body_stream, chunk_bounds, content_length, upload_range, CONTENT_DIGEST, UPLOAD_UUID,
+};
 use super::{hname, respond, AppState, Query};
 use crate::oci::{Algorithm, Digest, RepoName};
 use crate::storage::UploadStatus;
@@ -10,7 +12,11 @@ use axum::response::Response;
 use http::{header, HeaderMap, StatusCode};
 
 fn digest_param(query: &Query) -> Result<Option<Digest>, ApiError> {
-    query.get("digest").map(|d| d.parse()).transpose().map_err(ApiError::from)
+    query
+        .get("digest")
+        .map(|d| d.parse())
+        .transpose()
+        .map_err(ApiError::from)
 }
 
 /// 201 for a blob now in the repository.

@@ -272,7 +272,11 @@ impl Db {
     }
 
     /// The manifest a tag points at.
-    pub async fn manifest_by_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<StoredManifest>> {
+    pub async fn manifest_by_tag(
+        &self,
+        repo: &RepoName,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>> {
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.content FROM tags t
              JOIN manifests m ON m.repo = t.repo AND m.digest = t.digest
@@ -340,27 +344,30 @@ impl Db {
     }
 
     /// Up to `limit` tags of `repo` sorted, strictly after `last`.
-    pub async fn tags(&self, repo: &RepoName, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT tag FROM tags WHERE repo = ? AND tag > ? ORDER BY tag LIMIT ?",
-        )
-        .bind(repo.as_str())
-        .bind(last.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
+    pub async fn tags(
+        &self,
+        repo: &RepoName,
+        last: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let rows =
+            sqlx::query("SELECT tag FROM tags WHERE repo = ? AND tag > ? ORDER BY tag LIMIT ?")
+                .bind(repo.as_str())
+                .bind(last.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
     /// Up to `limit` repository names sorted, strictly after `last`.
     pub async fn repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT repo FROM manifests WHERE repo > ? ORDER BY repo LIMIT ?",
-        )
-        .bind(last.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
+        let rows =
+            sqlx::query("SELECT DISTINCT repo FROM manifests WHERE repo > ? ORDER BY repo LIMIT ?")
+                .bind(last.unwrap_or(""))
+                .bind(i64::from(limit))
+                .fetch_all(&self.reader)
+                .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 

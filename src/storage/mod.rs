@@ -15,6 +15,9 @@ pub mod error;
 mod manifests;
 pub mod uploads;
 
+#[cfg(test)]
+mod tests;
+
 pub use blobs::ByteStream;
 pub use db::{Referrer, StoredManifest};
 pub use error::{Result, StorageError};
@@ -184,7 +187,11 @@ impl Storage {
 
     /// Start an upload session in `repo`. `algorithm` is the digest the client will most
     /// likely name at the end (hashing starts with it).
-    pub async fn start_upload(&self, repo: &RepoName, algorithm: Algorithm) -> Result<UploadStatus> {
+    pub async fn start_upload(
+        &self,
+        repo: &RepoName,
+        algorithm: Algorithm,
+    ) -> Result<UploadStatus> {
         let id = uuid::Uuid::new_v4().to_string();
         let path = self.inner.blobs.upload_file(&id);
         let file_path = path.clone();
@@ -378,12 +385,7 @@ impl Storage {
 
     /// Tags of `repo`, sorted, at most `n`, strictly after `last`; `None` if the
     /// repository does not exist.
-    pub async fn tags(
-        &self,
-        repo: &RepoName,
-        n: u32,
-        last: Option<&str>,
-    ) -> Result<Vec<String>> {
+    pub async fn tags(&self, repo: &RepoName, n: u32, last: Option<&str>) -> Result<Vec<String>> {
         if !self.inner.db.repo_exists(repo).await? {
             return Err(StorageError::NameUnknown(repo.to_string()));
         }

@@ -2,7 +2,9 @@
 //! sessions, in SQLite (WAL, synchronous=FULL) through sqlx.
 //!
 //! Writes go through a single-connection pool so transactions never race for SQLite's
-//! write lock; reads use a separate pool and run concurrently.
+//! write lock; reads use a separate pool and run concurrently. The SQL sticks to what
+//! SQLite and PostgreSQL share (`ON CONFLICT` upserts, no `INSERT OR ...`), so a shared
+//! PostgreSQL store for several registry nodes needs a new pool, not new queries.
 
 use super::error::{Result, StorageError};
 use crate::oci::{Digest, RepoName, Tag};
@@ -157,12 +159,12 @@ impl Db {
         upload_id: Option<&str>,
     ) -> Result<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO blobs (digest, size) VALUES (?, ?)")
+        sqlx::query("INSERT INTO blobs (digest, size) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(digest.as_str())
             .bind(size as i64)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT OR IGNORE INTO repo_blobs (repo, digest) VALUES (?, ?)")
+        sqlx::query("INSERT INTO repo_blobs (repo, digest) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
             .bind(digest.as_str())
             .execute(&mut *tx)
@@ -195,7 +197,7 @@ impl Db {
         if source.fetch_optional(&mut *tx).await?.is_none() {
             return Ok(false);
         }
-        sqlx::query("INSERT OR IGNORE INTO repo_blobs (repo, digest) VALUES (?, ?)")
+        sqlx::query("INSERT INTO repo_blobs (repo, digest) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(repo.as_str())
             .bind(digest.as_str())
             .execute(&mut *tx)
@@ -246,9 +248,12 @@ impl Db {
     pub async fn put_manifest(&self, repo: &RepoName, m: NewManifest<'_>) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT OR REPLACE INTO manifests
+            "INSERT INTO manifests
              (repo, digest, media_type, content, artifact_type, subject, annotations)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (repo, digest) DO UPDATE SET media_type = excluded.media_type,
+               content = excluded.content, artifact_type = excluded.artifact_type,
+               subject = excluded.subject, annotations = excluded.annotations",
         )
         .bind(repo.as_str())
         .bind(m.digest.as_str())
@@ -260,7 +265,8 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         for tag in m.tags {
-            sqlx::query("INSERT OR REPLACE INTO tags (repo, tag, digest) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO tags (repo, tag, digest) VALUES (?, ?, ?)
+                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest")
                 .bind(repo.as_str())
                 .bind(tag.as_str())
                 .bind(m.digest.as_str())

@@ -11,6 +11,7 @@ pub mod path;
 
 mod blobs;
 mod discovery;
+mod drain;
 mod manifests;
 mod uploads;
 
@@ -67,6 +68,7 @@ async fn add_api_version(mut resp: Response) -> Response {
 async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
+    let (body, unread) = drain::shared(body);
     let result = match Route::parse(parts.uri.path()) {
         Ok(route) => handle(&app, route, &parts, query, body).await,
         Err(e) => Err(e.into()),
@@ -74,9 +76,16 @@ async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     match result {
         Ok(resp) => resp,
         Err(e) => {
+            // Refused before the body was read: take in what the client is still
+            // sending, so it can read the error instead of a reset connection.
+            let drained = drain::rest(&unread).await;
             let mut resp = e.into_response();
             if parts.method == Method::HEAD {
                 *resp.body_mut() = Body::empty();
+            }
+            if !drained {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             resp
         }

@@ -1,0 +1,352 @@
+//! An async OCI distribution-spec v1.1 client over HTTPS.
+//!
+//! [`Client`] talks to a registry only through HTTP (reqwest with rustls). It trusts the
+//! CA certificates it is given (PEM, by path or bytes) and, optionally, the system's
+//! roots; it can send HTTP basic credentials. Operations are grouped by resource:
+//!
+//! - [`blobs`]: HEAD/GET (with `Range`, into memory or streamed to a writer), DELETE;
+//! - [`upload`]: monolithic, streamed and chunked uploads (hashing while reading),
+//!   cross-repository mounts, upload status and cancellation;
+//! - [`manifests`]: PUT (by tag or digest), GET/HEAD with `Accept`, DELETE;
+//! - [`discovery`]: tag listing and catalog with `Link` pagination, referrers;
+//! - [`raw`]: an escape hatch sending any request and returning status, headers and body
+//!   exactly, for conformance checks.
+//!
+//! Every failure is a [`ClientError`]; an unexpected status carries the status and the
+//! parsed OCI error body.
+
+pub mod blobs;
+pub mod discovery;
+pub mod error;
+pub mod headers;
+pub mod manifests;
+pub mod progress;
+pub mod raw;
+pub mod upload;
+
+pub use blobs::ByteRange;
+pub use bytes::Bytes;
+pub use discovery::{CatalogPage, Referrers, TagPage};
+pub use error::{parse_error_body, ClientError, OciError, Result};
+pub use headers::{next_link, parse_upload_range, resolve_location};
+pub use manifests::{FetchedManifest, ManifestHead, PushedManifest, MANIFEST_ACCEPT};
+pub use progress::{Progress, ProgressEvent};
+pub use raw::{RawRequest, RawResponse};
+pub use reqwest::header::HeaderMap;
+pub use reqwest::{Method, StatusCode, Url};
+pub use upload::{BlobUpload, MountOutcome, PushedBlob, UploadOptions, DEFAULT_CHUNK_SIZE};
+
+use crate::oci::RepoName;
+use reqwest::RequestBuilder;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Header naming the registry API version (`registry/2.0`).
+pub const API_VERSION_HEADER: &str = "Docker-Distribution-API-Version";
+/// Header carrying the canonical digest of a blob or manifest.
+pub const CONTENT_DIGEST_HEADER: &str = "Docker-Content-Digest";
+/// Header returned by a registry that processed a manifest's `subject`.
+pub const OCI_SUBJECT_HEADER: &str = "OCI-Subject";
+/// Header listing the referrers filters a registry applied.
+pub const OCI_FILTERS_APPLIED_HEADER: &str = "OCI-Filters-Applied";
+
+/// PEM bundles where common Linux distributions keep the system's trusted roots.
+const SYSTEM_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Configures and builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    base_url: String,
+    ca_pems: Vec<Vec<u8>>,
+    ca_paths: Vec<PathBuf>,
+    system_roots: Option<bool>,
+    auth: Option<(String, String)>,
+    timeout: Option<Duration>,
+    connect_timeout: Duration,
+    user_agent: String,
+    http1_only: bool,
+}
+
+impl ClientBuilder {
+    /// Trust the CA certificates in the PEM file at `path` (may hold several).
+    pub fn ca_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.ca_paths.push(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Trust the CA certificates in `pem` (may hold several).
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pems.push(pem.into());
+        self
+    }
+
+    /// Also trust the system's root certificates (`SSL_CERT_FILE` or the distribution's
+    /// bundle). By default they are used only when no CA is given.
+    pub fn system_roots(mut self, enabled: bool) -> Self {
+        self.system_roots = Some(enabled);
+        self
+    }
+
+    /// Send HTTP basic credentials with every request.
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Limit the duration of each whole request (default: none, uploads can be long).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Limit the time to connect (default: 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Set the `User-Agent` header.
+    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
+        self.user_agent = agent.into();
+        self
+    }
+
+    /// Use HTTP/1.1 only (by default HTTP/2 is negotiated through ALPN when offered).
+    pub fn http1_only(mut self) -> Self {
+        self.http1_only = true;
+        self
+    }
+
+    /// Build the client. Fails when the base URL or a CA certificate is unusable.
+    pub fn build(self) -> Result<Client> {
+        let base = Url::parse(&self.base_url).map_err(|e| ClientError::InvalidUrl {
+            url: self.base_url.clone(),
+            reason: e.to_string(),
+        })?;
+        if !matches!(base.scheme(), "https" | "http") || base.host().is_none() {
+            return Err(ClientError::InvalidUrl {
+                url: self.base_url,
+                reason: "expected https://HOST[:PORT]".to_string(),
+            });
+        }
+        let mut http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(self.user_agent)
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if let Some(t) = self.timeout {
+            http = http.timeout(t);
+        }
+        if self.http1_only {
+            http = http.http1_only();
+        }
+        let mut pems = self.ca_pems;
+        for path in &self.ca_paths {
+            let pem = std::fs::read(path).map_err(|e| {
+                ClientError::Setup(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
+            pems.push(pem);
+        }
+        let use_system = self.system_roots.unwrap_or(pems.is_empty());
+        if use_system {
+            if let Some(pem) = read_system_bundle() {
+                pems.push(pem);
+            }
+        }
+        for pem in &pems {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| ClientError::Setup(format!("invalid PEM certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(ClientError::Setup(
+                    "a CA bundle holds no PEM certificate".to_string(),
+                ));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http
+            .build()
+            .map_err(|e| ClientError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base,
+            auth: self.auth,
+        })
+    }
+}
+
+fn read_system_bundle() -> Option<Vec<u8>> {
+    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
+    from_env
+        .into_iter()
+        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
+        .find_map(|p| std::fs::read(p).ok())
+}
+
+/// An OCI distribution client bound to one registry. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    auth: Option<(String, String)>,
+}
+
+impl Client {
+    /// Start configuring a client for the registry at `base_url` (`https://HOST:PORT`).
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base_url: base_url.into(),
+            ca_pems: Vec::new(),
+            ca_paths: Vec::new(),
+            system_roots: None,
+            auth: None,
+            timeout: None,
+            connect_timeout: Duration::from_secs(10),
+            user_agent: format!("imgflow/{}", env!("CARGO_PKG_VERSION")),
+            http1_only: false,
+        }
+    }
+
+    /// The registry's base URL.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// Resolve `target` (an absolute URL or a path such as `/v2/`) against the base URL.
+    pub fn url(&self, target: &str) -> Result<Url> {
+        resolve_location(&self.base, target)
+    }
+
+    /// URL of `/v2/<repo>/<tail>`.
+    pub(crate) fn repo_url(&self, repo: &RepoName, tail: &str) -> Result<Url> {
+        self.url(&format!("/v2/{repo}/{tail}"))
+    }
+
+    /// A request builder carrying the configured credentials.
+    pub(crate) fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        let rb = self.http.request(method, url);
+        match &self.auth {
+            Some((user, password)) => rb.basic_auth(user, Some(password)),
+            None => rb,
+        }
+    }
+
+    /// Send `rb` and require one of the `ok` statuses; any other status becomes
+    /// [`ClientError::Status`] with the parsed OCI error body.
+    pub(crate) async fn send(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: RequestBuilder,
+        ok: &[StatusCode],
+    ) -> Result<reqwest::Response> {
+        let resp = rb.send().await.map_err(|source| ClientError::Http {
+            method: method.clone(),
+            url: url.to_string(),
+            source: source.without_url(),
+        })?;
+        if ok.contains(&resp.status()) {
+            return Ok(resp);
+        }
+        Err(status_error(method, url, resp).await)
+    }
+
+    /// `GET /v2/`: check that the registry implements the API. Returns the value of the
+    /// `Docker-Distribution-API-Version` header, if sent.
+    pub async fn ping(&self) -> Result<Option<String>> {
+        let url = self.url("/v2/")?;
+        let resp = self
+            .send(
+                &Method::GET,
+                &url,
+                self.request(Method::GET, url.clone()),
+                &[StatusCode::OK],
+            )
+            .await?;
+        Ok(header_str(resp.headers(), API_VERSION_HEADER).map(str::to_string))
+    }
+}
+
+/// Build the error for an unexpected response, reading its body.
+pub(crate) async fn status_error(
+    method: &Method,
+    url: &Url,
+    resp: reqwest::Response,
+) -> ClientError {
+    let status = resp.status();
+    let body = if *method == Method::HEAD {
+        Default::default()
+    } else {
+        resp.bytes().await.unwrap_or_default()
+    };
+    ClientError::Status {
+        method: method.clone(),
+        url: url.to_string(),
+        status,
+        errors: parse_error_body(&body),
+        body: error::body_excerpt(&body),
+    }
+}
+
+/// A header's value as text, when present and valid.
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A protocol error for `method url`.
+pub(crate) fn protocol(method: &Method, url: &Url, reason: impl Into<String>) -> ClientError {
+    ClientError::Protocol {
+        method: method.clone(),
+        url: url.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The `Location` header of `resp`, resolved against the request URL.
+pub(crate) fn location_of(method: &Method, url: &Url, resp: &reqwest::Response) -> Result<Url> {
+    let value = header_str(resp.headers(), "Location")
+        .ok_or_else(|| protocol(method, url, "no Location header"))?;
+    resolve_location(url, value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builder_validates_base_url_and_ca() {
+        assert!(Client::builder("not a url").build().is_err());
+        assert!(Client::builder("ftp://h/").build().is_err());
+        let err = Client::builder("https://127.0.0.1:5000")
+            .ca_pem(b"no certificate here".to_vec())
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Setup(_)), "{err}");
+        let err = Client::builder("https://127.0.0.1:5000")
+            .ca_file("/nonexistent/ca.crt")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn builds_repository_urls() {
+        let c = Client::builder("https://127.0.0.1:5000").build().unwrap();
+        let repo: RepoName = "team/app".parse().unwrap();
+        assert_eq!(
+            c.repo_url(&repo, "tags/list").unwrap().as_str(),
+            "https://127.0.0.1:5000/v2/team/app/tags/list"
+        );
+        assert_eq!(
+            c.url("https://other:1/x").unwrap().as_str(),
+            "https://other:1/x"
+        );
+    }
+}

@@ -340,12 +340,16 @@ impl Db {
         Ok(n > 0)
     }
 
-    /// Whether the repository holds any manifest.
+    /// Whether the repository holds any manifest or blob.
     pub async fn repo_exists(&self, repo: &RepoName) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM manifests WHERE repo = ? LIMIT 1")
-            .bind(repo.as_str())
-            .fetch_optional(&self.reader)
-            .await?;
+        let row = sqlx::query(
+            "SELECT 1 FROM manifests WHERE repo = ?
+             UNION ALL SELECT 1 FROM repo_blobs WHERE repo = ? LIMIT 1",
+        )
+        .bind(repo.as_str())
+        .bind(repo.as_str())
+        .fetch_optional(&self.reader)
+        .await?;
         Ok(row.is_some())
     }
 
@@ -366,14 +370,19 @@ impl Db {
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 
-    /// Up to `limit` repository names sorted, strictly after `last`.
+    /// Up to `limit` names of repositories holding anything, sorted, strictly after `last`.
     pub async fn repositories(&self, last: Option<&str>, limit: u32) -> Result<Vec<String>> {
-        let rows =
-            sqlx::query("SELECT DISTINCT repo FROM manifests WHERE repo > ? ORDER BY repo LIMIT ?")
-                .bind(last.unwrap_or(""))
-                .bind(i64::from(limit))
-                .fetch_all(&self.reader)
-                .await?;
+        let last = last.unwrap_or("");
+        let rows = sqlx::query(
+            "SELECT repo FROM manifests WHERE repo > ?
+             UNION SELECT repo FROM repo_blobs WHERE repo > ?
+             ORDER BY repo LIMIT ?",
+        )
+        .bind(last)
+        .bind(last)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 

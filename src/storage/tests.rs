@@ -231,7 +231,11 @@ async fn manifests_require_their_blobs_and_tags_delete_alone() {
         s.tags(&r, 100, None).await,
         Err(StorageError::NameUnknown(_))
     ));
+    assert!(s.catalog(100, None).await.unwrap().is_empty());
     s.put_blob(&r, &cd, None, chunks(config, 1)).await.unwrap();
+    // A repository holding only blobs exists (as in Distribution), with no tags yet.
+    assert_eq!(s.catalog(100, None).await.unwrap(), vec!["team/img"]);
+    assert!(s.tags(&r, 100, None).await.unwrap().is_empty());
     let put = s
         .put_manifest(&r, &tag, &["v1.0".parse().unwrap()], None, body.as_bytes())
         .await

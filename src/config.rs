@@ -116,7 +116,8 @@ impl Config {
             toml::from_str(DEFAULT_CONFIG).map_err(|e| invalid(e.to_string()))?;
         let over: toml::Value = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         merge(&mut base, over);
-        base.try_into().map_err(|e: toml::de::Error| invalid(e.to_string()))
+        base.try_into()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))
     }
 
     /// Load `path` merged over the default, or the default when `path` is `None`.

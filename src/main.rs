@@ -58,8 +58,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Serve(args) => {
+            use std::io::IsTerminal;
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
                         .unwrap_or_else(|_| "info".into()),
@@ -98,6 +100,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cfg.server.public_url = u;
     }
     cfg.tls.extra_names.extend(args.tls_names);
+    // A specific listen address is a name clients will use: cover it too.
+    let listen_ip = cfg.server.listen.ip();
+    if !listen_ip.is_unspecified() {
+        cfg.tls.extra_names.push(listen_ip.to_string());
+    }
 
     let paths = CertPaths::in_dir(&cfg.tls.certs_dir);
     let names = tls::default_names(&cfg.tls.extra_names);

@@ -1,20 +1,22 @@
 //! The network front: accept TCP, terminate TLS, serve HTTP/1.1 and HTTP/2.
 //!
+//! The protocol follows the ALPN the client negotiated (`h2`, else HTTP/1.1).
 //! Timeouts guard against clients that hold resources without making progress: a
-//! TLS handshake must finish within its timeout, and request headers (and with them
-//! idle keep-alive connections) within theirs. Request bodies have no overall
+//! TLS handshake must finish within its timeout, the first bytes of a connection and
+//! every request's headers (and with them idle keep-alive connections) within theirs. Request bodies have no overall
 //! deadline, so a slow multi-GiB upload that keeps sending is never cut; the
 //! registry abandons a body only after it stays silent (see
 //! [`crate::registry::headers::body_stream`]).
 
 use axum::Router;
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -39,22 +41,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
         .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .initial_stream_window_size(4 << 20)
         .initial_connection_window_size(8 << 20)
         .max_frame_size(256 << 10)
         .max_concurrent_streams(256)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
-    let builder = Arc::new(builder);
+    let builders = Arc::new((h1, h2));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -71,12 +70,13 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let builder = builder.clone();
+        let builders = builders.clone();
         let app = app.clone();
         let watcher = graceful.watcher();
-        let handshake_timeout = opts.handshake_timeout;
+        let opts = opts.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+            let tls = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -87,9 +87,30 @@ pub async fn serve(
                     return;
                 }
             };
+            let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            // A connection must start talking within the header timeout; the buffered
+            // first bytes are then read by the HTTP codec as usual.
+            let mut io = BufReader::with_capacity(4096, tls);
+            match tokio::time::timeout(opts.header_read_timeout, io.fill_buf()).await {
+                Ok(Ok(first)) if !first.is_empty() => {}
+                Ok(_) => return,
+                Err(_) => {
+                    tracing::debug!(%peer, "no request within the header timeout");
+                    return;
+                }
+            }
+            let io = TokioIo::new(io);
             let service = TowerToHyperService::new(app);
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn).await {
+            let result = if is_h2 {
+                watcher
+                    .watch(builders.1.serve_connection(io, service))
+                    .await
+            } else {
+                watcher
+                    .watch(builders.0.serve_connection(io, service))
+                    .await
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

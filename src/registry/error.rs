@@ -31,12 +31,17 @@ pub enum ApiError {
     /// A malformed `Range` header or query parameter.
     #[error("{0}")]
     BadRequest(String),
-    /// The method is not defined on this endpoint.
-    #[error("method {0} is not supported on this endpoint")]
-    MethodNotAllowed(http::Method),
+    /// The method is not defined on this endpoint, which allows the methods listed.
+    #[error("method {0} is not supported on this endpoint (allowed: {1})")]
+    MethodNotAllowed(http::Method, &'static str),
 }
 
 impl ApiError {
+    /// Whether the request body broke off or went silent (nothing left worth reading).
+    pub fn is_body_failure(&self) -> bool {
+        matches!(self, ApiError::Storage(StorageError::BodyFailed(_)))
+    }
+
     /// Status, OCI code and extra headers of this error.
     fn parts(&self) -> (StatusCode, &'static str, Vec<(header::HeaderName, String)>) {
         use StorageError as S;
@@ -50,7 +55,9 @@ impl ApiError {
                     "BLOB_UPLOAD_INVALID",
                     vec![(header::RANGE, super::headers::upload_range(*current))],
                 ),
-                S::UploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", none()),
+                S::UploadInvalid(_) | S::BodyFailed(_) => {
+                    (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", none())
+                }
                 S::DigestMismatch { .. } => (StatusCode::BAD_REQUEST, "DIGEST_INVALID", none()),
                 S::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID", none()),
                 S::RangeNotSatisfiable { size } => (
@@ -87,9 +94,11 @@ impl ApiError {
             }
             ApiError::UploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", none()),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", none()),
-            ApiError::MethodNotAllowed(_) => {
-                (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", none())
-            }
+            ApiError::MethodNotAllowed(_, allowed) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "UNSUPPORTED",
+                vec![(header::ALLOW, allowed.to_string())],
+            ),
         }
     }
 }

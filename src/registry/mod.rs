@@ -78,7 +78,7 @@ async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
         Err(e) => {
             // Refused before the body was read: take in what the client is still
             // sending, so it can read the error instead of a reset connection.
-            let drained = drain::rest(&unread).await;
+            let drained = !e.is_body_failure() && drain::rest(&unread, &parts.headers).await;
             let mut resp = e.into_response();
             if parts.method == Method::HEAD {
                 *resp.body_mut() = Body::empty();
@@ -135,7 +135,10 @@ async fn handle(
             uploads::finish(app, &repo, &id, h, &query, body).await
         }
         Route::Upload(repo, id) if is(&Method::DELETE) => uploads::cancel(app, &repo, &id).await,
-        _ => Err(ApiError::MethodNotAllowed(m.clone())),
+        route => Err(ApiError::MethodNotAllowed(
+            m.clone(),
+            route.allowed_methods(),
+        )),
     }
 }
 

@@ -49,6 +49,18 @@ fn digest(s: &str) -> Result<Digest, PathError> {
 }
 
 impl Route {
+    /// The methods this endpoint answers, for `Allow` headers.
+    pub fn allowed_methods(&self) -> &'static str {
+        match self {
+            Route::Base => "GET, HEAD",
+            Route::Catalog | Route::Tags(_) | Route::Referrers(..) => "GET",
+            Route::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Route::Blob(..) => "GET, HEAD, DELETE",
+            Route::UploadStart(_) => "POST",
+            Route::Upload(..) => "GET, PATCH, PUT, DELETE",
+        }
+    }
+
     /// Parse a request path such as `/v2/team/spark/manifests/3.5`.
     pub fn parse(path: &str) -> Result<Route, PathError> {
         let not_found = || PathError::NotFound(path.to_string());

@@ -265,13 +265,15 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         for tag in m.tags {
-            sqlx::query("INSERT INTO tags (repo, tag, digest) VALUES (?, ?, ?)
-                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest")
-                .bind(repo.as_str())
-                .bind(tag.as_str())
-                .bind(m.digest.as_str())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO tags (repo, tag, digest) VALUES (?, ?, ?)
+                 ON CONFLICT (repo, tag) DO UPDATE SET digest = excluded.digest",
+            )
+            .bind(repo.as_str())
+            .bind(tag.as_str())
+            .bind(m.digest.as_str())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

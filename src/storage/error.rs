@@ -19,9 +19,12 @@ pub enum StorageError {
         /// Where the rejected chunk said it starts.
         got: u64,
     },
-    /// The upload body was unusable (aborted stream, bad Content-Range, ...).
+    /// The upload body was unusable (bad Content-Range, ...).
     #[error("blob upload invalid: {0}")]
     UploadInvalid(String),
+    /// The upload body broke off or went silent before its end.
+    #[error("upload body failed: {0}")]
+    BodyFailed(String),
     /// The content's digest is not the one the client announced.
     #[error("digest mismatch: client said {expected}, content is {actual}")]
     DigestMismatch {

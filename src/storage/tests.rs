@@ -131,7 +131,7 @@ async fn bad_uploads_store_nothing() {
         Err(std::io::Error::other("connection reset")),
     ]);
     let err = s.put_blob(&r, &d, None, broken).await.unwrap_err();
-    assert!(matches!(err, StorageError::UploadInvalid(_)));
+    assert!(matches!(err, StorageError::BodyFailed(_)));
     assert_eq!(blob_files(dir.path()), 0);
     assert!(s.blob_size(&r, &d).await.is_err());
     let staged = std::fs::read_dir(dir.path().join("uploads"))

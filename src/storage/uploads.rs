@@ -257,7 +257,7 @@ where
     let mut buf = BytesMut::with_capacity(WRITE_BUFFER);
     let mut total: u64 = 0;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| StorageError::UploadInvalid(format!("upload body: {e}")))?;
+        let chunk = chunk.map_err(|e| StorageError::BodyFailed(e.to_string()))?;
         total += chunk.len() as u64;
         if let Some(limit) = expected_len {
             if total > limit {

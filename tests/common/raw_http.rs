@@ -193,6 +193,24 @@ impl RawConn {
         }
     }
 
+    /// Reads the next response head, interim (`1xx`) ones included, and returns its
+    /// status; the rest of that response stays unread.
+    pub async fn read_status(&mut self, timeout: Duration) -> io::Result<u16> {
+        tokio::time::timeout(timeout, async {
+            let end = loop {
+                if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
+                    break pos;
+                }
+                self.fill().await?;
+            };
+            let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+            self.buf.drain(..end + 4);
+            parse_head(&head).map(|(status, _)| status)
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no response in time"))?
+    }
+
     /// Reads more bytes into the buffer; `UnexpectedEof` when the peer closed.
     async fn fill(&mut self) -> io::Result<()> {
         let mut chunk = [0u8; 16 * 1024];

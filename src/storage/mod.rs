@@ -249,15 +249,7 @@ impl Storage {
     {
         let session = self.session(repo, id).await?;
         let mut s = session.lock().await;
-        if let Some(offset) = offset {
-            if offset != s.size {
-                return Err(StorageError::RangeMismatch {
-                    current: s.size,
-                    got: offset,
-                });
-            }
-        }
-        uploads::append(&mut s, body, len).await?;
+        uploads::append(&mut s, offset, body, len).await?;
         Ok(UploadStatus {
             id: id.to_string(),
             size: s.size,
@@ -280,15 +272,7 @@ impl Storage {
         let session = self.session(repo, id).await?;
         let mut s = session.lock().await;
         if let Some((offset, len, body)) = last_chunk {
-            if let Some(offset) = offset {
-                if offset != s.size {
-                    return Err(StorageError::RangeMismatch {
-                        current: s.size,
-                        got: offset,
-                    });
-                }
-            }
-            uploads::append(&mut s, body, len).await?;
+            uploads::append(&mut s, offset, body, len).await?;
         }
         let actual = uploads::digest_of(&s, digest.algorithm()).await?;
         if &actual != digest {

@@ -163,14 +163,26 @@ impl Writer {
     }
 }
 
-/// Append `body` to `session`, hashing it. `expected_len` is the announced length, if
-/// any. On any error the file is truncated back and the session is unchanged.
-pub async fn append<S, E>(session: &mut Session, body: S, expected_len: Option<u64>) -> Result<u64>
+/// Append `body` to `session`, hashing it. With `offset`, the chunk must start exactly
+/// where the session ends; `expected_len` is the announced length, if any. On any error
+/// the file is truncated back and the session is unchanged.
+pub async fn append<S, E>(
+    session: &mut Session,
+    offset: Option<u64>,
+    body: S,
+    expected_len: Option<u64>,
+) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let start = session.size;
+    if let Some(got) = offset.filter(|&o| o != start) {
+        return Err(StorageError::RangeMismatch {
+            current: start,
+            got,
+        });
+    }
     let mut hasher = match &session.hasher {
         Some(h) => h.clone(),
         None => hash_file(&session.path, start, Algorithm::Sha256).await?,

@@ -58,6 +58,8 @@ pub struct ServerConfig {
     pub body_idle_timeout_secs: u64,
     /// Shutdown grace period in seconds.
     pub shutdown_grace_secs: u64,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 /// `[tls]`.

@@ -139,6 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         handshake_timeout: Duration::from_secs(cfg.server.tls_handshake_timeout_secs),
         header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
         shutdown_grace: Duration::from_secs(cfg.server.shutdown_grace_secs),
+        max_connections: cfg.server.max_connections,
     };
     server::serve(listener, tls_config, app, opts, shutdown_signal()).await?;
     tracing::info!("stopped");

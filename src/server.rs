@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 /// Listener settings.
@@ -29,6 +30,8 @@ pub struct ServeOptions {
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
+    /// Connections served at once; further clients wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 /// Serve `app` over TLS on `listener` until `shutdown` resolves, then drain.
@@ -47,15 +50,25 @@ pub async fn serve(
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
-        .initial_stream_window_size(4 << 20)
-        .initial_connection_window_size(8 << 20)
+        // Flow-control windows bound what one client can make us buffer.
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(2 << 20)
         .max_frame_size(256 << 10)
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(100)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     let builders = Arc::new((h1, h2));
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
+        // Memory stays bounded however many clients come: wait for a free slot first.
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(x) => x,
@@ -75,6 +88,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let opts = opts.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp)).await
             {
                 Ok(Ok(tls)) => tls,

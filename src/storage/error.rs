@@ -76,5 +76,12 @@ pub enum StorageError {
     ObjectStore(#[from] object_store::Error),
 }
 
+impl From<tokio::task::JoinError> for StorageError {
+    /// A blocking file operation panicked or was cancelled.
+    fn from(e: tokio::task::JoinError) -> Self {
+        StorageError::Io(std::io::Error::other(e))
+    }
+}
+
 /// Result alias for the storage layer.
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 mod manifests;
 pub mod uploads;
+mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Number of locks digests are striped over.
 const DIGEST_LOCKS: usize = 64;
+/// Uploads streaming into staging files at once. Each holds up to two write buffers
+/// (1 MiB), so this bounds upload memory however many clients push; further chunks wait
+/// (unread, in the client's socket) for a slot.
+const ACTIVE_UPLOADS: usize = 64;
 
 /// Storage settings.
 #[derive(Debug, Clone)]
@@ -100,6 +105,7 @@ struct Inner {
     blobs: blobs::BlobStore,
     sessions: uploads::Sessions,
     digest_locks: Vec<tokio::sync::Mutex<()>>,
+    upload_slots: tokio::sync::Semaphore,
     opts: StorageOptions,
 }
 
@@ -122,6 +128,7 @@ impl Storage {
                 blobs,
                 sessions: uploads::Sessions::default(),
                 digest_locks: (0..DIGEST_LOCKS).map(|_| Default::default()).collect(),
+                upload_slots: tokio::sync::Semaphore::new(ACTIVE_UPLOADS),
                 opts,
             }),
         })
@@ -223,6 +230,27 @@ impl Storage {
             .get_or_load(id, self.inner.blobs.upload_file(id)))
     }
 
+    /// Stream `body` into a session, within the limit of uploads active at once.
+    async fn append<S, E>(
+        &self,
+        session: &mut uploads::Session,
+        offset: Option<u64>,
+        body: S,
+        len: Option<u64>,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let _slot = self
+            .inner
+            .upload_slots
+            .acquire()
+            .await
+            .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
+        uploads::append(session, offset, body, len).await
+    }
+
     /// How many bytes session `id` holds.
     pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
         let session = self.session(repo, id).await?;
@@ -249,7 +277,7 @@ impl Storage {
     {
         let session = self.session(repo, id).await?;
         let mut s = session.lock().await;
-        uploads::append(&mut s, offset, body, len).await?;
+        self.append(&mut s, offset, body, len).await?;
         Ok(UploadStatus {
             id: id.to_string(),
             size: s.size,
@@ -272,7 +300,7 @@ impl Storage {
         let session = self.session(repo, id).await?;
         let mut s = session.lock().await;
         if let Some((offset, len, body)) = last_chunk {
-            uploads::append(&mut s, offset, body, len).await?;
+            self.append(&mut s, offset, body, len).await?;
         }
         let actual = uploads::digest_of(&s, digest.algorithm()).await?;
         if &actual != digest {

@@ -7,17 +7,14 @@
 //! mismatch) is rolled back by truncating the file to where it started.
 
 use super::error::{Result, StorageError};
+use super::writer::StagingWriter;
 use crate::oci::{Algorithm, Digest, DigestHasher};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use tokio::task::JoinHandle;
-
-/// Bytes gathered before they are handed to the disk in one write.
-const WRITE_BUFFER: usize = 512 * 1024;
 
 /// In-memory state of one session, behind its own async lock.
 pub struct Session {
@@ -71,9 +68,6 @@ impl Sessions {
     }
 }
 
-fn join_err(e: tokio::task::JoinError) -> StorageError {
-    StorageError::Io(std::io::Error::other(e))
-}
 
 /// Hash the first `len` bytes of `path` with `algorithm` (on the blocking pool).
 pub async fn hash_file(path: &Path, len: u64, algorithm: Algorithm) -> Result<DigestHasher> {
@@ -92,75 +86,8 @@ pub async fn hash_file(path: &Path, len: u64, algorithm: Algorithm) -> Result<Di
         Ok(h)
     })
     .await
-    .map_err(join_err)?
+    .map_err(StorageError::from)?
     .map_err(StorageError::Io)
-}
-
-/// Dirty bytes after which writeback of a staging file is started in the background,
-/// so the fsync that acknowledges an upload finds little left to do.
-const WRITEBACK_STEP: u64 = 16 * 1024 * 1024;
-
-/// Ask the kernel to start writing `offset..offset+len` of `file` to disk, without
-/// waiting for it (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`). Advisory only.
-fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is valid for the duration of the call and the call only
-    // reads its arguments.
-    unsafe {
-        libc::sync_file_range(
-            file.as_raw_fd(),
-            offset as libc::off64_t,
-            len as libc::off64_t,
-            libc::SYNC_FILE_RANGE_WRITE,
-        );
-    }
-}
-
-/// A writer that overlaps disk writes with receiving and hashing the next bytes.
-struct Writer {
-    file: Option<std::fs::File>,
-    pending: Option<JoinHandle<std::io::Result<std::fs::File>>>,
-    /// File offset the next write lands at.
-    pos: u64,
-    /// Offset up to which writeback has been started.
-    flushed: u64,
-}
-
-impl Writer {
-    async fn take_file(&mut self) -> Result<std::fs::File> {
-        if let Some(task) = self.pending.take() {
-            return task.await.map_err(join_err)?.map_err(StorageError::Io);
-        }
-        self.file
-            .take()
-            .ok_or_else(|| StorageError::Io(std::io::Error::other("upload writer lost its file")))
-    }
-
-    async fn write(&mut self, data: Bytes) -> Result<()> {
-        let mut file = self.take_file().await?;
-        self.pos += data.len() as u64;
-        let kick = (self.pos - self.flushed >= WRITEBACK_STEP).then(|| {
-            let range = (self.flushed, self.pos - self.flushed);
-            self.flushed = self.pos;
-            range
-        });
-        self.pending = Some(tokio::task::spawn_blocking(move || {
-            file.write_all(&data)?;
-            if let Some((offset, len)) = kick {
-                start_writeback(&file, offset, len);
-            }
-            Ok(file)
-        }));
-        Ok(())
-    }
-
-    async fn finish(mut self) -> Result<()> {
-        let file = self.take_file().await?;
-        tokio::task::spawn_blocking(move || file.sync_data())
-            .await
-            .map_err(join_err)?
-            .map_err(StorageError::Io)
-    }
 }
 
 /// Append `body` to `session`, hashing it. With `offset`, the chunk must start exactly
@@ -212,7 +139,7 @@ async fn truncate(path: &Path, len: u64) -> Result<()> {
         f.sync_data()
     })
     .await
-    .map_err(join_err)?
+    .map_err(StorageError::from)?
     .map_err(StorageError::Io)
 }
 
@@ -226,26 +153,17 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let path = session.path.clone();
-    let file = tokio::task::spawn_blocking(move || {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-    })
-    .await
-    .map_err(join_err)??;
-    let mut writer = Writer {
-        file: Some(file),
-        pending: None,
-        pos: session.size,
-        flushed: session.size,
-    };
+    let mut writer = StagingWriter::open(&session.path, session.size).await?;
     let received = receive(&mut writer, body, expected_len, hasher).await;
-    // Always drain the writer, so a rollback never races an in-flight write.
-    let flushed = writer.finish().await;
-    let total = received?;
-    flushed?;
+    // Always settle the writer, so a rollback never races an in-flight write.
+    let total = match received {
+        Ok(total) => total,
+        Err(e) => {
+            writer.abandon().await;
+            return Err(e);
+        }
+    };
+    writer.finish().await?;
     if let Some(limit) = expected_len {
         if total != limit {
             return Err(StorageError::SizeInvalid(format!(
@@ -257,7 +175,7 @@ where
 }
 
 async fn receive<S, E>(
-    writer: &mut Writer,
+    writer: &mut StagingWriter,
     mut body: S,
     expected_len: Option<u64>,
     hasher: &mut DigestHasher,
@@ -266,7 +184,6 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut buf = BytesMut::with_capacity(WRITE_BUFFER);
     let mut total: u64 = 0;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| StorageError::BodyFailed(e.to_string()))?;
@@ -279,14 +196,7 @@ where
             }
         }
         hasher.update(&chunk);
-        buf.extend_from_slice(&chunk);
-        if buf.len() >= WRITE_BUFFER {
-            writer.write(buf.split().freeze()).await?;
-            buf.reserve(WRITE_BUFFER);
-        }
-    }
-    if !buf.is_empty() {
-        writer.write(buf.freeze()).await?;
+        writer.push(&chunk).await?;
     }
     Ok(total)
 }

@@ -83,7 +83,7 @@ async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
             if parts.method == Method::HEAD {
                 *resp.body_mut() = Body::empty();
             }
-            if !drained {
+            if !drained && parts.version < http::Version::HTTP_2 {
                 resp.headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }

@@ -68,7 +68,6 @@ impl Sessions {
     }
 }
 
-
 /// Hash the first `len` bytes of `path` with `algorithm` (on the blocking pool).
 pub async fn hash_file(path: &Path, len: u64, algorithm: Algorithm) -> Result<DigestHasher> {
     let path = path.to_path_buf();

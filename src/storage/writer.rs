@@ -21,7 +21,6 @@ const BUFFER: usize = 512 * 1024;
 /// Buffered bytes after which their writeback is started in the background.
 const WRITEBACK_STEP: u64 = 16 * 1024 * 1024;
 
-
 /// A heap buffer whose data starts on a [`BLOCK`] boundary.
 struct AlignedBuf {
     mem: Vec<u8>,

@@ -38,7 +38,7 @@ kill_tree() {
 spawn() {
     local out=$1
     shift
-    "$@" >"$out" 2>&1 &
+    "$@" >"$out" 2>&1 9>&- & # 9: run.sh's lock, not for the servers to keep
     SPAWNED=$!
     echo "$SPAWNED" >>"$T/pids"
 }

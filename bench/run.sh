@@ -39,10 +39,17 @@ IMGFLOW_BIN=${IMGFLOW_BIN:-$REPO/target/release/imgflow}
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
-for tool in curl openssl nginx docker-registry wrk python3 sha256sum dd awk split; do
+for tool in curl openssl nginx docker-registry wrk python3 sha256sum dd awk flock; do
     command -v "$tool" >/dev/null ||
         die "missing $tool (apt-get install -y curl openssl nginx docker-registry wrk python3 coreutils)"
 done
+
+# One benchmark at a time on this machine: two at once would spoil each other's figures.
+exec 9>"${BENCH_TMPDIR:-/tmp}/imgflow-bench.lock"
+if ! flock -n 9; then
+    log "another bench/run.sh is running; waiting for it to finish"
+    flock 9
+fi
 
 T=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/imgflow-bench.XXXXXX")
 RES=$T/results.env
@@ -110,25 +117,29 @@ settle() {
     sync
     sleep "$REST"
 }
-# disk_write FILE: seconds to write a big blob to a new FILE with fdatasync, from a rested disk;
-# FILE is then deleted. (This VM's disk writes blocks freed a moment ago several times faster than
+# disk_write FILE [direct]: seconds to write a big blob to a new FILE with fdatasync (and O_DIRECT
+# with "direct"), from a rested disk; FILE is then deleted. (This VM's disk writes blocks freed a moment ago several times faster than
 # cold ones, until the filesystem's discard reaches them a few seconds later: the rest in settle
 # keeps deleted files from speeding up whatever writes next.)
 disk_write() {
     local t0
     settle
     t0=$(now)
-    dd if="$T/data/mono_0" of="$1" bs=4M conv=fdatasync status=none
+    dd if="$T/data/mono_0" of="$1" bs=4M conv=fdatasync ${2:+oflag=direct} status=none
     since "$t0"
     rm -f "$1"
 }
 
 ceilings() {
     local D=$T/data t0 c=$T/ceiling times=() i
-    log "ceiling: $SIZE_MIB MiB sequential write with fdatasync on $(df --output=source "$T" | tail -1) x $DL_REPEAT"
+    log "ceiling: $SIZE_MIB MiB sequential write with fdatasync (buffered, then O_DIRECT) on $(df --output=source "$T" | tail -1) x $DL_REPEAT"
     for ((i = 0; i < DL_REPEAT; i++)); do times+=("$(disk_write "$T/dd")"); done
     put ceiling.disk_gbps "$(gbps "$BIG" "$(median "${times[@]}")")"
     put ceiling.disk_runs_s "${times[*]}"
+    times=()
+    for ((i = 0; i < DL_REPEAT; i++)); do times+=("$(disk_write "$T/dd" direct)"); done
+    put ceiling.disk_direct_gbps "$(gbps "$BIG" "$(median "${times[@]}")")"
+    put ceiling.disk_direct_runs_s "${times[*]}"
     log "ceiling: openssl speed sha256 / aes-256-gcm"
     put ceiling.openssl_sha256_gbps "$(openssl speed -evp sha256 -seconds 2 -bytes 16384 2>/dev/null |
         awk '/^sha256/ { sub("k", "", $2); printf "%.3f", $2 / 1e6 }')"
@@ -226,7 +237,7 @@ start_imgflow() {
     fi
     mkdir -p "$S"
     "$IMGFLOW_BIN" serve --listen 127.0.0.1:0 --data-dir "$S/data" --certs-dir "$S/certs" \
-        >"$S/stdout.log" 2>"$S/stderr.log" &
+        >"$S/stdout.log" 2>"$S/stderr.log" 9>&- &
     IMGFLOW_PID=$!
     echo "$IMGFLOW_PID" >>"$T/pids"
     for ((i = 0; i < 600; i++)); do
@@ -248,7 +259,9 @@ bench_system() {
     log "== $name: starting"
     phase idle
     "start_$name" "$S"
-    spawn "$S.rsspoll.log" python3 "$HERE/rsspoll.py" "$PHASE" "$S.rss.env" 0.05 "${GROUPS_ARGS[@]}"
+    # cpu:bench = this whole benchmark (servers, curl, wrk): the rest of the machine's CPU time per phase
+    # is what other jobs took from it.
+    spawn "$S.rsspoll.log" python3 "$HERE/rsspoll.py" "$PHASE" "$S.rss.env" 0.05 "${GROUPS_ARGS[@]}" "cpu:bench=$$"
     local poller=$SPAWNED
 
     req GET "$BASE/v2/" 200
@@ -274,10 +287,11 @@ bench_system() {
 
     # Rounds of dd (the disk's own rate, right now), monolithic upload, chunked upload: the VM's
     # disk speed drifts, so each upload is compared with a dd taken a few seconds before it.
-    local r disk=() mono=() chunked=() times=()
+    local r disk=() direct=() mono=() chunked=() times=()
     for ((r = 0; r < ROUNDS; r++)); do
-        log "$name: round $((r + 1))/$ROUNDS: dd, monolithic upload of $SIZE_MIB MiB, chunked upload ($PAR_N x $CHUNK_MIB MiB PATCHes)"
+        log "$name: round $((r + 1))/$ROUNDS: dd (buffered, O_DIRECT), monolithic upload of $SIZE_MIB MiB, chunked upload ($PAR_N x $CHUNK_MIB MiB PATCHes)"
         disk+=("$(gbps "$BIG" "$(disk_write "$S/dd")")")
+        direct+=("$(gbps "$BIG" "$(disk_write "$S/dd" direct)")")
 
         settle
         phase upload_mono
@@ -303,6 +317,8 @@ bench_system() {
     done
     put "$name.disk_gbps" "$(median "${disk[@]}")"
     put "$name.disk_runs_gbps" "${disk[*]}"
+    put "$name.disk_direct_gbps" "$(median "${direct[@]}")"
+    put "$name.disk_direct_runs_gbps" "${direct[*]}"
     put "$name.upload_mono_gbps" "$(median "${mono[@]}")"
     put "$name.upload_mono_runs_gbps" "${mono[*]}"
     put "$name.upload_chunked_gbps" "$(median "${chunked[@]}")"

@@ -38,12 +38,7 @@ impl Client {
         let url = self.repo_url(repo, &format!("blobs/{digest}"))?;
         let m = Method::HEAD;
         let resp = self
-            .send(
-                &m,
-                &url,
-                self.request(m.clone(), url.clone()),
-                &[StatusCode::OK, StatusCode::NOT_FOUND],
-            )
+            .send_bare(&m, &url, &[StatusCode::OK, StatusCode::NOT_FOUND])
             .await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -152,13 +147,7 @@ impl Client {
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         let url = self.repo_url(repo, &format!("blobs/{digest}"))?;
         let m = Method::DELETE;
-        self.send(
-            &m,
-            &url,
-            self.request(m.clone(), url.clone()),
-            &[StatusCode::ACCEPTED],
-        )
-        .await?;
+        self.send_bare(&m, &url, &[StatusCode::ACCEPTED]).await?;
         Ok(())
     }
 }

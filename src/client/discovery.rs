@@ -68,14 +68,7 @@ impl Client {
         url: Url,
     ) -> Result<(T, Option<Url>, HeaderMap)> {
         let m = Method::GET;
-        let resp = self
-            .send(
-                &m,
-                &url,
-                self.request(m.clone(), url.clone()),
-                &[StatusCode::OK],
-            )
-            .await?;
+        let resp = self.send_bare(&m, &url, &[StatusCode::OK]).await?;
         let headers = resp.headers().clone();
         let next = match header_str(&headers, "Link").and_then(next_link) {
             Some(link) => Some(resolve_location(&url, &link)?),

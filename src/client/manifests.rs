@@ -195,13 +195,7 @@ impl Client {
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let url = self.repo_url(repo, &format!("manifests/{reference}"))?;
         let m = Method::DELETE;
-        self.send(
-            &m,
-            &url,
-            self.request(m.clone(), url.clone()),
-            &[StatusCode::ACCEPTED],
-        )
-        .await?;
+        self.send_bare(&m, &url, &[StatusCode::ACCEPTED]).await?;
         Ok(())
     }
 }

@@ -258,6 +258,17 @@ impl Client {
         Err(status_error(method, url, resp).await)
     }
 
+    /// [`Self::send`] for a request with no body and no extra headers.
+    pub(crate) async fn send_bare(
+        &self,
+        method: &Method,
+        url: &Url,
+        ok: &[StatusCode],
+    ) -> Result<reqwest::Response> {
+        let rb = self.request(method.clone(), url.clone());
+        self.send(method, url, rb, ok).await
+    }
+
     /// `GET /v2/`: check that the registry implements the API. Returns the value of the
     /// `Docker-Distribution-API-Version` header, if sent.
     pub async fn ping(&self) -> Result<Option<String>> {

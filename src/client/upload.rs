@@ -157,14 +157,7 @@ impl Client {
     pub async fn upload_status(&self, upload: &BlobUpload) -> Result<BlobUpload> {
         let url = upload.location.clone();
         let m = Method::GET;
-        let resp = self
-            .send(
-                &m,
-                &url,
-                self.request(m.clone(), url.clone()),
-                &[StatusCode::NO_CONTENT],
-            )
-            .await?;
+        let resp = self.send_bare(&m, &url, &[StatusCode::NO_CONTENT]).await?;
         let offset = match header_str(resp.headers(), "Range") {
             Some(v) => parse_upload_range(v)
                 .ok_or_else(|| protocol(&m, &url, format!("invalid Range {v:?}")))?,
@@ -186,8 +179,7 @@ impl Client {
         let url = upload.location;
         let m = Method::DELETE;
         let ok = [StatusCode::NO_CONTENT, StatusCode::OK, StatusCode::ACCEPTED];
-        self.send(&m, &url, self.request(m.clone(), url.clone()), &ok)
-            .await?;
+        self.send_bare(&m, &url, &ok).await?;
         Ok(())
     }
 

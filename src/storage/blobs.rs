@@ -19,6 +19,27 @@ use std::sync::Arc;
 /// Size of the chunks a blob is read and sent in.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// How far ahead of the reader the kernel is asked to read a blob.
+const READ_AHEAD: u64 = 16 * 1024 * 1024;
+/// How often (in bytes read) that request is renewed.
+const READ_AHEAD_STEP: u64 = 4 * 1024 * 1024;
+
+/// Ask the kernel to start reading `offset..offset+len` of `file` into the page cache
+/// (`posix_fadvise(WILLNEED)`); advisory only.
+fn advise_will_need(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is valid for the duration of the call, which only reads
+    // its integer arguments.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_WILLNEED,
+        );
+    }
+}
+
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
@@ -147,6 +168,11 @@ fn file_stream(file: std::fs::File, start: u64, end: u64) -> ByteStream {
         let (file, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             if !seeked {
                 file.seek(SeekFrom::Start(pos))?;
+            }
+            // Keep the disk busy ahead of the reader: a blob just written with O_DIRECT
+            // is not in the page cache, and the default readahead is small.
+            if pos % READ_AHEAD_STEP < READ_CHUNK as u64 {
+                advise_will_need(&file, pos, READ_AHEAD);
             }
             let mut buf = vec![0u8; want];
             let mut filled = 0;

@@ -59,6 +59,14 @@ class Report:
             return None
         return max(0.0, machine - bench)
 
+    def first_download_gbps(self, sysname):
+        """GB/s of the first of the timed downloads (the first read of the blob after its upload)."""
+        try:
+            first = float(self.res[f"{sysname}.download_runs_s"].split()[0])
+            return int(self.res["size_mib"]) * 1048576 / first / 1e9
+        except (KeyError, ValueError, IndexError, ZeroDivisionError):
+            return None
+
     def wrk_note(self, key):
         """Flag failed requests in a wrk run (they make its rate meaningless)."""
         bad = []
@@ -158,6 +166,9 @@ def main():
     row(f"Download {size} MiB (median of 3)", fmt(a, "GB/s"), fmt(b, "GB/s"), ratio(a, b),
         f"TLS down {fmt(n('ceiling.tls_download_gbps'), 'GB/s')} (nginx static file)",
         f">= 2x B: {verdict(None if a is None or b is None else a >= 2 * b)}")
+    a, b = r.first_download_gbps(A), r.first_download_gbps(B)
+    row(f"Download {size} MiB, first GET of the blob (the first of those 3)", fmt(a, "GB/s"), fmt(b, "GB/s"),
+        ratio(a, b), "-", "- (a blob written with O_DIRECT is not in the page cache: read from disk)")
     a, b = n(f"{A}.upload_parallel_gbps"), n(f"{B}.upload_parallel_gbps")
     row(f"Parallel uploads, {res.get('par', '?')} (total)", fmt(a, "GB/s"), fmt(b, "GB/s"), ratio(a, b),
         f"dd fdatasync: imgflow {fmt(disk_a, 'GB/s')}, B {fmt(disk_b, 'GB/s')}; O_DIRECT: imgflow "

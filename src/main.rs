@@ -64,7 +64,7 @@ fn main() -> ExitCode {
                 .with_ansi(std::io::stderr().is_terminal())
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
+                        .unwrap_or_else(|_| "info,rustls=error".into()),
                 )
                 .init();
             let runtime = match tokio::runtime::Runtime::new() {

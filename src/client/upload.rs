@@ -332,14 +332,7 @@ impl Client {
                 break;
             }
         }
-        let digest = match opts.check(hasher.finish()) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = self.cancel_upload(upload).await;
-                return Err(e);
-            }
-        };
-        self.finish_upload(upload, &digest, None).await
+        self.finish_checked(upload, opts, hasher.finish()).await
     }
 
     /// Streamed upload from `reader`: one PATCH whose body is streamed (no
@@ -385,7 +378,17 @@ impl Client {
             guard.clone()
         };
         let upload = BlobUpload::at(location, size);
-        let digest = match opts.check(hasher.finish()) {
+        self.finish_checked(upload, opts, hasher.finish()).await
+    }
+
+    /// Close `upload` if `computed` is the digest `opts` expects; cancel it otherwise.
+    async fn finish_checked(
+        &self,
+        upload: BlobUpload,
+        opts: &UploadOptions,
+        computed: Digest,
+    ) -> Result<PushedBlob> {
+        let digest = match opts.check(computed) {
             Ok(d) => d,
             Err(e) => {
                 let _ = self.cancel_upload(upload).await;

@@ -26,6 +26,30 @@ use path::Route;
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// The TCP peer of a connection, put into every request's extensions by the server.
+/// IPv4-mapped IPv6 addresses are normalised to IPv4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+impl ClientAddr {
+    /// The peer address with an IPv4-mapped IPv6 address turned into plain IPv4.
+    pub fn new(peer: std::net::SocketAddr) -> ClientAddr {
+        let ip = match peer.ip() {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(std::net::IpAddr::V4)
+                .unwrap_or(std::net::IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        ClientAddr(std::net::SocketAddr::new(ip, peer.port()))
+    }
+
+    /// The client's IP address.
+    pub fn ip(&self) -> std::net::IpAddr {
+        self.0.ip()
+    }
+}
+
 /// What every handler needs.
 #[derive(Clone)]
 pub struct AppState {

@@ -80,8 +80,14 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     /// Manifest size limit in bytes.
     pub max_manifest_bytes: u64,
-    /// Upload session expiry in hours.
+    /// Hours without acknowledged activity after which an upload session is removed.
     pub upload_expiry_hours: u64,
+    /// Upload sessions open at once in the whole registry.
+    pub max_upload_sessions: usize,
+    /// Upload sessions open at once for one client address.
+    pub max_upload_sessions_per_client: usize,
+    /// Bytes of manifests and blob sizes cached in memory (0 = no cache).
+    pub metadata_cache_bytes: u64,
 }
 
 /// Merge `over` into `base`, table by table.

@@ -5,7 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use imgflow::config::Config;
 use imgflow::registry::{self, AppState};
 use imgflow::server::{self, ServeOptions};
-use imgflow::storage::{Storage, StorageOptions};
+use imgflow::storage::{Storage, StorageOptions, UploadLimits};
 use imgflow::tls::{self, CertPaths};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,10 +115,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: cfg.storage.data_dir.clone(),
         max_manifest_bytes: cfg.storage.max_manifest_bytes,
         upload_expiry: Duration::from_secs(cfg.storage.upload_expiry_hours * 3600),
+        upload_limits: UploadLimits {
+            max_sessions: cfg.storage.max_upload_sessions,
+            max_sessions_per_client: cfg.storage.max_upload_sessions_per_client,
+        },
+        cache_bytes: cfg.storage.metadata_cache_bytes,
     })
     .await
     .with_context(|| format!("opening storage in {}", cfg.storage.data_dir.display()))?;
-    spawn_upload_expiry(storage.clone());
+    spawn_sweep(storage.clone());
 
     let public_url = Some(cfg.server.public_url.trim().to_string()).filter(|u| !u.is_empty());
     let app = registry::router(AppState {
@@ -158,15 +163,22 @@ fn print_trust_help(paths: &CertPaths, names: &[String], port: u16) {
     );
 }
 
-fn spawn_upload_expiry(storage: Storage) {
+/// Expire idle upload sessions and remove orphan files every 10 minutes (the first
+/// sweep ran when storage opened).
+fn spawn_sweep(storage: Storage) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        tick.tick().await;
         loop {
             tick.tick().await;
-            match storage.expire_uploads().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "expired stale upload sessions"),
-                Err(e) => tracing::warn!(error = %e, "upload expiry failed"),
+            match storage.sweep().await {
+                Ok(r) if r.removed() == 0 => {}
+                Ok(r) => tracing::info!(
+                    uploads = r.uploads,
+                    orphan_blobs = r.orphan_blobs,
+                    "removed idle upload sessions and orphan files"
+                ),
+                Err(e) => tracing::warn!(error = %e, "storage sweep failed"),
             }
         }
     });

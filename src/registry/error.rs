@@ -74,6 +74,12 @@ impl ApiError {
                 }
                 S::ManifestUnknown(_) => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN", none()),
                 S::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN", none()),
+                S::InUse { .. } => (StatusCode::CONFLICT, "DENIED", none()),
+                S::TooManyUploads(_) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "TOOMANYREQUESTS",
+                    vec![(header::RETRY_AFTER, "60".to_string())],
+                ),
                 S::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", none()),
                 S::Io(_) | S::Db(_) | S::ObjectStore(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", none())

@@ -149,7 +149,7 @@ async fn handle(
         }
         Route::Blob(repo, d) if is(&Method::DELETE) => blobs::delete(app, &repo, &d).await,
         Route::UploadStart(repo) if is(&Method::POST) => {
-            uploads::start(app, &repo, h, &query, body).await
+            uploads::start(app, &repo, parts, &query, body).await
         }
         Route::Upload(repo, id) if is(&Method::GET) => uploads::status(app, &repo, &id).await,
         Route::Upload(repo, id) if is(&Method::PATCH) => {

@@ -4,7 +4,7 @@ use super::error::{ApiError, ApiResult};
 use super::headers::{
     body_stream, chunk_bounds, content_length, upload_range, CONTENT_DIGEST, UPLOAD_UUID,
 };
-use super::{hname, respond, AppState, Query};
+use super::{hname, respond, AppState, ClientAddr, Query};
 use crate::oci::{Algorithm, Digest, RepoName};
 use crate::storage::UploadStatus;
 use axum::body::Body;
@@ -56,10 +56,12 @@ fn session(app: &AppState, repo: &RepoName, status: StatusCode, up: &UploadStatu
 pub(super) async fn start(
     app: &AppState,
     repo: &RepoName,
-    headers: &HeaderMap,
+    parts: &http::request::Parts,
     query: &Query,
     body: Body,
 ) -> ApiResult {
+    let headers = &parts.headers;
+    let client = parts.extensions.get::<ClientAddr>().map(ClientAddr::ip);
     if let Some(mount) = query.get("mount") {
         let digest: Digest = mount.parse()?;
         let from: Option<RepoName> = query
@@ -70,16 +72,16 @@ pub(super) async fn start(
         if app.storage.mount_blob(repo, &digest, from.as_ref()).await? {
             return Ok(created(app, repo, &digest));
         }
-        let up = app.storage.start_upload(repo, digest.algorithm()).await?;
+        let up = app.storage.start_upload(repo, digest.algorithm(), client).await?;
         return Ok(session(app, repo, StatusCode::ACCEPTED, &up));
     }
     if let Some(digest) = digest_param(query)? {
         let len = content_length(headers)?;
         let body = body_stream(body, app.body_idle_timeout);
-        app.storage.put_blob(repo, &digest, len, body).await?;
+        app.storage.put_blob(repo, &digest, len, body, client).await?;
         return Ok(created(app, repo, &digest));
     }
-    let up = app.storage.start_upload(repo, Algorithm::Sha256).await?;
+    let up = app.storage.start_upload(repo, Algorithm::Sha256, client).await?;
     Ok(session(app, repo, StatusCode::ACCEPTED, &up))
 }
 
@@ -101,7 +103,7 @@ pub(super) async fn patch(
     let body = body_stream(body, app.body_idle_timeout);
     let up = app
         .storage
-        .append_upload(repo, id, offset, len, body)
+        .append_upload(repo, id, (offset, len, body))
         .await?;
     Ok(session(app, repo, StatusCode::ACCEPTED, &up))
 }

@@ -23,6 +23,8 @@ const READ_CHUNK: usize = 256 * 1024;
 const READ_AHEAD: u64 = 16 * 1024 * 1024;
 /// How often (in bytes read) that request is renewed.
 const READ_AHEAD_STEP: u64 = 4 * 1024 * 1024;
+/// Size of each read-ahead request when a new blob is warmed into the page cache.
+const WARM_STEP: u64 = 64 * 1024 * 1024;
 
 /// Ask the kernel to start reading `offset..offset+len` of `file` into the page cache
 /// (`posix_fadvise(WILLNEED)`); advisory only.
@@ -109,6 +111,51 @@ impl BlobStore {
         .await
         .map_err(std::io::Error::other)??;
         Ok(())
+    }
+
+    /// Start reading blob `digest` into the page cache in the background. A blob just
+    /// written with `O_DIRECT` is not cached, and right after a push every node pulls
+    /// exactly the new layers; advisory, errors are ignored.
+    pub fn warm(&self, digest: &Digest) {
+        let Ok(path) = self.store.path_to_filesystem(&blob_path(digest)) else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || {
+            if let Ok(file) = std::fs::File::open(path) {
+                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+                let mut offset = 0;
+                // In steps, so the read-ahead requests stay a reasonable size.
+                while offset < len {
+                    advise_will_need(&file, offset, WARM_STEP);
+                    offset += WARM_STEP;
+                }
+            }
+        });
+    }
+
+    /// Every blob file present, by digest (files with names that are not digests are
+    /// skipped).
+    pub async fn list(&self) -> Result<Vec<Digest>> {
+        let root = self.root.join("blobs");
+        let found = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<Digest>> {
+            let mut out = Vec::new();
+            for alg in std::fs::read_dir(&root)? {
+                let alg = alg?;
+                let alg_name = alg.file_name().to_string_lossy().into_owned();
+                for prefix in std::fs::read_dir(alg.path())? {
+                    for file in std::fs::read_dir(prefix?.path())? {
+                        let name = file?.file_name().to_string_lossy().into_owned();
+                        if let Ok(d) = format!("{alg_name}:{name}").parse::<Digest>() {
+                            out.push(d);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(StorageError::from)??;
+        Ok(found)
     }
 
     /// Remove the data of blob `digest` (missing data is not an error).

@@ -62,6 +62,18 @@ pub enum StorageError {
     /// The repository holds no content.
     #[error("repository name not known to registry: {0}")]
     NameUnknown(String),
+    /// A manifest of the repository still references the blob or manifest being
+    /// deleted.
+    #[error("{target} is referenced by manifest {by} in this repository; delete that manifest first")]
+    InUse {
+        /// What the client asked to delete.
+        target: Digest,
+        /// A manifest that references it.
+        by: Digest,
+    },
+    /// Too many upload sessions are open (in all, or for this client).
+    #[error("too many upload sessions: {0}; finish or cancel some, or retry later")]
+    TooManyUploads(String),
     /// The operation is valid but not supported here.
     #[error("unsupported: {0}")]
     Unsupported(String),

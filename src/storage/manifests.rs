@@ -1,5 +1,6 @@
 //! Manifest operations of [`Storage`]: put (with reference checks), get and delete.
 
+use super::cache::ManifestRef;
 use super::db::{NewManifest, StoredManifest};
 use super::error::{Result, StorageError};
 use super::Storage;
@@ -16,7 +17,8 @@ pub struct PutManifest {
 
 impl Storage {
     /// Store manifest `body` in `repo` under `reference`, also tagging it with `tags`.
-    /// Every blob and child manifest it references must already be in `repo`.
+    /// Every blob and child manifest it references must be in `repo` when the metadata
+    /// transaction that stores it commits.
     pub async fn put_manifest(
         &self,
         repo: &RepoName,
@@ -46,27 +48,6 @@ impl Storage {
             }
             Reference::Tag(_) => Digest::sha256(body),
         };
-        for blob in &manifest.blobs {
-            match self.inner.db.repo_blob_size(repo, &blob.digest).await? {
-                None => return Err(StorageError::ManifestBlobUnknown(blob.digest.clone())),
-                Some(size) if size != blob.size => {
-                    return Err(StorageError::ManifestInvalid(
-                        crate::oci::ManifestError::Invalid(format!(
-                            "descriptor of {} says {} bytes, the blob has {size}",
-                            blob.digest, blob.size
-                        )),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        if manifest.kind == ManifestKind::Index {
-            for child in &manifest.manifests {
-                if !self.inner.db.has_manifest(repo, &child.digest).await? {
-                    return Err(StorageError::ManifestBlobUnknown(child.digest.clone()));
-                }
-            }
-        }
         let mut all_tags: Vec<Tag> = tags.to_vec();
         if let Reference::Tag(t) = reference {
             all_tags.push(t.clone());
@@ -76,7 +57,8 @@ impl Storage {
             .as_ref()
             .and_then(|a| serde_json::to_string(a).ok());
         let subject = manifest.subject.as_ref().map(|s| s.digest.clone());
-        self.inner
+        let stored = self
+            .inner
             .db
             .put_manifest(
                 repo,
@@ -88,9 +70,17 @@ impl Storage {
                     subject: subject.as_ref(),
                     annotations,
                     tags: &all_tags,
+                    blobs: &manifest.blobs,
+                    children: if manifest.kind == ManifestKind::Index {
+                        &manifest.manifests
+                    } else {
+                        &[]
+                    },
                 },
             )
-            .await?;
+            .await;
+        self.inner.cache.changed(repo);
+        stored?;
         Ok(PutManifest { digest, subject })
     }
 
@@ -100,20 +90,33 @@ impl Storage {
         repo: &RepoName,
         reference: &Reference,
     ) -> Result<StoredManifest> {
+        let key = match reference {
+            Reference::Tag(t) => ManifestRef::Tag(t),
+            Reference::Digest(d) => ManifestRef::Digest(d),
+        };
+        let cache = &self.inner.cache;
+        let v = cache.version(repo);
+        if let Some(m) = cache.manifest(repo, v, key) {
+            return Ok(m);
+        }
         let found = match reference {
             Reference::Tag(t) => self.inner.db.manifest_by_tag(repo, t).await?,
             Reference::Digest(d) => self.inner.db.manifest_by_digest(repo, d).await?,
         };
-        found.ok_or_else(|| StorageError::ManifestUnknown(format!("{repo}:{reference}")))
+        let m = found.ok_or_else(|| StorageError::ManifestUnknown(format!("{repo}:{reference}")))?;
+        cache.put_manifest(repo, v, key, &m);
+        Ok(m)
     }
 
-    /// Delete by digest (the manifest and its tags) or by tag (the tag only).
+    /// Delete by digest (the manifest and its tags, unless an index of `repo` still
+    /// lists it) or by tag (the tag only).
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         let deleted = match reference {
-            Reference::Tag(t) => self.inner.db.delete_tag(repo, t).await?,
-            Reference::Digest(d) => self.inner.db.delete_manifest(repo, d).await?,
+            Reference::Tag(t) => self.inner.db.delete_tag(repo, t).await,
+            Reference::Digest(d) => self.inner.db.delete_manifest(repo, d).await,
         };
-        if deleted {
+        self.inner.cache.changed(repo);
+        if deleted? {
             Ok(())
         } else {
             Err(StorageError::ManifestUnknown(format!("{repo}:{reference}")))

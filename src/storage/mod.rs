@@ -1,20 +1,26 @@
 //! Registry content storage. Knows nothing of HTTP.
 //!
-//! - [`db`]: metadata (blob links, manifests, tags, referrers, upload sessions) in SQLite.
+//! - [`db`]: metadata (blob links, manifests, tags, referrers, references, upload
+//!   sessions) in SQLite.
 //! - [`blobs`]: blob bytes behind `object_store`, published by atomic rename.
-//! - [`uploads`]: streaming, hashed, resumable upload sessions.
+//! - [`uploads`]: the upload-session lifecycle: streaming, hashed, resumable, durable.
+//! - [`cache`]: an exact, bounded cache of manifest and blob-size reads.
+//! - [`sweep`]: expiry of idle sessions and removal of orphan files.
 //!
 //! [`Storage`] is the facade the API layer calls. Blob data is shared by every
-//! repository; a repository sees a blob only through its link to it. Commit and
-//! delete of the same digest are serialised by a striped lock so data is never
-//! removed under a link that is being added.
+//! repository; a repository sees a blob only through its link to it. Commit, delete
+//! and the orphan sweep of the same digest are serialised by a striped lock, so data
+//! is never removed under a link that is being added. Reference integrity (a manifest
+//! is accepted only with its blobs present; a referenced blob cannot be deleted) is
+//! checked inside the metadata transaction that makes the change.
 
 pub mod blobs;
+mod cache;
 pub mod db;
 pub mod error;
 mod manifests;
+mod sweep;
 pub mod uploads;
-mod writer;
 
 #[cfg(test)]
 mod tests;
@@ -23,10 +29,10 @@ pub use blobs::ByteStream;
 pub use db::{Referrer, StoredManifest};
 pub use error::{Result, StorageError};
 pub use manifests::PutManifest;
+pub use sweep::SweepReport;
+pub use uploads::{Body, Chunk, UploadLimits};
 
-use crate::oci::{Algorithm, Digest, RepoName};
-use bytes::Bytes;
-use futures::Stream;
+use crate::oci::{Digest, RepoName};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -45,8 +51,12 @@ pub struct StorageOptions {
     pub data_dir: PathBuf,
     /// Largest manifest accepted, in bytes.
     pub max_manifest_bytes: u64,
-    /// Upload sessions idle longer than this are removed.
+    /// Upload sessions without acknowledged activity for longer than this are removed.
     pub upload_expiry: Duration,
+    /// Limits on upload sessions open at once.
+    pub upload_limits: UploadLimits,
+    /// Bytes of manifests and blob sizes kept in memory (0: no cache).
+    pub cache_bytes: u64,
 }
 
 /// A byte range requested of a blob.
@@ -104,6 +114,7 @@ struct Inner {
     db: db::Db,
     blobs: blobs::BlobStore,
     sessions: uploads::Sessions,
+    cache: cache::MetaCache,
     digest_locks: Vec<tokio::sync::Mutex<()>>,
     upload_slots: tokio::sync::Semaphore,
     opts: StorageOptions,
@@ -117,21 +128,37 @@ fn now_secs() -> i64 {
 }
 
 impl Storage {
-    /// Open the store in `opts.data_dir`, creating it if needed.
+    /// Open the store in `opts.data_dir`, creating it if needed: load the upload
+    /// sessions (cut back to what was acknowledged), then sweep orphan files.
     pub async fn open(opts: StorageOptions) -> Result<Storage> {
         std::fs::create_dir_all(&opts.data_dir)?;
         let db = db::Db::open(&opts.data_dir.join("metadata.db")).await?;
         let blobs = blobs::BlobStore::open(&opts.data_dir)?;
-        Ok(Storage {
+        let storage = Storage {
             inner: Arc::new(Inner {
                 db,
                 blobs,
-                sessions: uploads::Sessions::default(),
+                sessions: uploads::Sessions::new(opts.upload_limits),
+                cache: cache::MetaCache::new(opts.cache_bytes),
                 digest_locks: (0..DIGEST_LOCKS).map(|_| Default::default()).collect(),
                 upload_slots: tokio::sync::Semaphore::new(ACTIVE_UPLOADS),
                 opts,
             }),
-        })
+        };
+        let loaded = storage.load_uploads().await?;
+        if loaded > 0 {
+            tracing::info!(sessions = loaded, "resumed upload sessions");
+        }
+        let report = storage.sweep().await?;
+        if report.removed() > 0 {
+            tracing::info!(?report, "start-up sweep");
+        }
+        Ok(storage)
+    }
+
+    /// Upload sessions open now.
+    pub fn open_uploads(&self) -> usize {
+        self.inner.sessions.len()
     }
 
     /// The configured manifest size limit.
@@ -147,11 +174,19 @@ impl Storage {
 
     /// Size of blob `digest` in `repo`.
     pub async fn blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        self.inner
+        let cache = &self.inner.cache;
+        let v = cache.version(repo);
+        if let Some(size) = cache.blob_size(repo, v, digest) {
+            return Ok(size);
+        }
+        let size = self
+            .inner
             .db
             .repo_blob_size(repo, digest)
             .await?
-            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))
+            .ok_or_else(|| StorageError::BlobUnknown(digest.clone()))?;
+        cache.put_blob_size(repo, v, digest, size);
+        Ok(size)
     }
 
     /// Open blob `digest` of `repo`, optionally a range of it.
@@ -170,10 +205,13 @@ impl Storage {
         Ok(BlobRead { size, range, body })
     }
 
-    /// Remove blob `digest` from `repo`; its data goes when no repository links it.
+    /// Remove blob `digest` from `repo`, unless a manifest of `repo` references it
+    /// ([`StorageError::InUse`]); its data goes when no repository links it.
     pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
         let _guard = self.digest_lock(digest).lock().await;
-        match self.inner.db.unlink_blob(repo, digest).await? {
+        let unlinked = self.inner.db.unlink_blob(repo, digest).await?;
+        self.inner.cache.changed(repo);
+        match unlinked {
             None => Err(StorageError::BlobUnknown(digest.clone())),
             Some(true) => self.inner.blobs.delete(digest).await,
             Some(false) => Ok(()),
@@ -189,210 +227,9 @@ impl Storage {
         from: Option<&RepoName>,
     ) -> Result<bool> {
         let _guard = self.digest_lock(digest).lock().await;
-        self.inner.db.link_blob(repo, digest, from).await
-    }
-
-    /// Start an upload session in `repo`. `algorithm` is the digest the client will most
-    /// likely name at the end (hashing starts with it).
-    pub async fn start_upload(
-        &self,
-        repo: &RepoName,
-        algorithm: Algorithm,
-    ) -> Result<UploadStatus> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let path = self.inner.blobs.upload_file(&id);
-        let file_path = path.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::create(file_path))
-            .await
-            .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
-        self.inner.db.add_upload(&id, repo, now_secs()).await?;
-        self.inner.sessions.insert_new(&id, path, algorithm);
-        Ok(UploadStatus { id, size: 0 })
-    }
-
-    async fn session(
-        &self,
-        repo: &RepoName,
-        id: &str,
-    ) -> Result<Arc<tokio::sync::Mutex<uploads::Session>>> {
-        let valid_id = uuid::Uuid::parse_str(id).is_ok();
-        let owner = if valid_id {
-            self.inner.db.upload_repo(id).await?
-        } else {
-            None
-        };
-        if owner.as_deref() != Some(repo.as_str()) {
-            return Err(StorageError::UploadUnknown(id.to_string()));
-        }
-        Ok(self
-            .inner
-            .sessions
-            .get_or_load(id, self.inner.blobs.upload_file(id)))
-    }
-
-    /// Stream `body` into a session, within the limit of uploads active at once.
-    async fn append<S, E>(
-        &self,
-        session: &mut uploads::Session,
-        offset: Option<u64>,
-        body: S,
-        len: Option<u64>,
-    ) -> Result<u64>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let _slot = self
-            .inner
-            .upload_slots
-            .acquire()
-            .await
-            .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
-        uploads::append(session, offset, body, len).await
-    }
-
-    /// How many bytes session `id` holds.
-    pub async fn upload_status(&self, repo: &RepoName, id: &str) -> Result<UploadStatus> {
-        let session = self.session(repo, id).await?;
-        let s = session.lock().await;
-        Ok(UploadStatus {
-            id: id.to_string(),
-            size: s.size,
-        })
-    }
-
-    /// Append a chunk to session `id`. With `offset`, the chunk must start exactly where
-    /// the session ends; with `len`, the body must be exactly that long.
-    pub async fn append_upload<S, E>(
-        &self,
-        repo: &RepoName,
-        id: &str,
-        offset: Option<u64>,
-        len: Option<u64>,
-        body: S,
-    ) -> Result<UploadStatus>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let session = self.session(repo, id).await?;
-        let mut s = session.lock().await;
-        self.append(&mut s, offset, body, len).await?;
-        Ok(UploadStatus {
-            id: id.to_string(),
-            size: s.size,
-        })
-    }
-
-    /// Append an optional last chunk, verify the content is `digest`, and publish it.
-    /// A digest mismatch ends the session.
-    pub async fn finish_upload<S, E>(
-        &self,
-        repo: &RepoName,
-        id: &str,
-        digest: &Digest,
-        last_chunk: Option<(Option<u64>, Option<u64>, S)>,
-    ) -> Result<u64>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let session = self.session(repo, id).await?;
-        let mut s = session.lock().await;
-        if let Some((offset, len, body)) = last_chunk {
-            self.append(&mut s, offset, body, len).await?;
-        }
-        let actual = uploads::digest_of(&s, digest.algorithm()).await?;
-        if &actual != digest {
-            drop(s);
-            self.cancel_upload(repo, id).await?;
-            return Err(StorageError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        let size = s.size;
-        {
-            let _guard = self.digest_lock(digest).lock().await;
-            if self.inner.db.blob_size(digest).await?.is_some() {
-                // Already held: keep the existing copy.
-                remove_file_quietly(self.inner.blobs.upload_file(id)).await;
-            } else {
-                self.inner.blobs.commit(id, digest).await?;
-            }
-            self.inner.db.add_blob(repo, digest, size, Some(id)).await?;
-        }
-        self.inner.sessions.remove(id);
-        Ok(size)
-    }
-
-    /// Push a whole blob in one call (monolithic upload).
-    pub async fn put_blob<S, E>(
-        &self,
-        repo: &RepoName,
-        digest: &Digest,
-        len: Option<u64>,
-        body: S,
-    ) -> Result<u64>
-    where
-        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let status = self.start_upload(repo, digest.algorithm()).await?;
-        let result = self
-            .finish_upload(repo, &status.id, digest, Some((None, len, body)))
-            .await;
-        if result.is_err() {
-            // The session was never handed to the client: do not leave it behind.
-            let _ = self.cancel_upload(repo, &status.id).await;
-        }
-        result
-    }
-
-    /// Abandon upload session `id` and delete what it received.
-    pub async fn cancel_upload(&self, repo: &RepoName, id: &str) -> Result<()> {
-        let session = self.session(repo, id).await?;
-        let _s = session.lock().await;
-        if !self.inner.db.remove_upload(id).await? {
-            return Err(StorageError::UploadUnknown(id.to_string()));
-        }
-        remove_file_quietly(self.inner.blobs.upload_file(id)).await;
-        self.inner.sessions.remove(id);
-        Ok(())
-    }
-
-    /// Remove upload sessions older than the configured expiry, and staging files that
-    /// belong to no session (left by a crash between creating the file and its row).
-    pub async fn expire_uploads(&self) -> Result<usize> {
-        let cutoff = now_secs() - self.inner.opts.upload_expiry.as_secs() as i64;
-        let old = self.inner.db.uploads_older_than(cutoff).await?;
-        let mut removed = 0;
-        for id in old {
-            if self.inner.db.remove_upload(&id).await? {
-                remove_file_quietly(self.inner.blobs.upload_file(&id)).await;
-                self.inner.sessions.remove(&id);
-                removed += 1;
-            }
-        }
-        let dir = self.inner.blobs.uploads_dir();
-        let names: Vec<String> = tokio::task::spawn_blocking(move || {
-            std::fs::read_dir(dir)
-                .map(|rd| {
-                    rd.filter_map(|e| e.ok())
-                        .filter_map(|e| e.file_name().into_string().ok())
-                        .collect()
-                })
-                .unwrap_or_default()
-        })
-        .await
-        .unwrap_or_default();
-        for name in names {
-            if self.inner.db.upload_repo(&name).await?.is_none() {
-                remove_file_quietly(self.inner.blobs.upload_file(&name)).await;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        let linked = self.inner.db.link_blob(repo, digest, from).await?;
+        self.inner.cache.changed(repo);
+        Ok(linked)
     }
 
     /// Tags of `repo`, sorted, at most `n`, strictly after `last`; `None` if the

@@ -1,10 +1,14 @@
 //! Storage-level tests: the guarantees the HTTP layer relies on.
 
 use super::*;
-use crate::oci::{Digest, Reference, RepoName};
-use futures::stream;
+use crate::oci::{Algorithm, Digest, Reference, RepoName};
+use bytes::Bytes;
+use futures::{stream, Stream};
 
-fn chunks(data: &[u8], size: usize) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin {
+fn chunks(
+    data: &[u8],
+    size: usize,
+) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
     let parts: Vec<std::io::Result<Bytes>> = data
         .chunks(size.max(1))
         .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -12,14 +16,21 @@ fn chunks(data: &[u8], size: usize) -> impl Stream<Item = std::io::Result<Bytes>
     stream::iter(parts)
 }
 
-async fn open(dir: &std::path::Path) -> Storage {
-    Storage::open(StorageOptions {
+fn options(dir: &std::path::Path) -> StorageOptions {
+    StorageOptions {
         data_dir: dir.to_path_buf(),
         max_manifest_bytes: 4 << 20,
         upload_expiry: Duration::from_secs(3600),
-    })
-    .await
-    .unwrap()
+        upload_limits: UploadLimits {
+            max_sessions: 100,
+            max_sessions_per_client: 10,
+        },
+        cache_bytes: 1 << 20,
+    }
+}
+
+async fn open(dir: &std::path::Path) -> Storage {
+    Storage::open(options(dir)).await.unwrap()
 }
 
 fn repo(s: &str) -> RepoName {
@@ -59,15 +70,15 @@ async fn chunked_upload_is_hashed_verified_and_shared() {
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let digest = Digest::sha256(&data);
     let (a, b) = (repo("team/a"), repo("team/b"));
-    let up = s.start_upload(&a, Algorithm::Sha256).await.unwrap();
+    let up = s.start_upload(&a, Algorithm::Sha256, None).await.unwrap();
     let st = s
-        .append_upload(&a, &up.id, Some(0), None, chunks(&data[..1_000_000], 4096))
+        .append_upload(&a, &up.id, (Some(0), None, chunks(&data[..1_000_000], 4096)))
         .await
         .unwrap();
     assert_eq!(st.size, 1_000_000);
     // A chunk that does not start at the current offset is refused and changes nothing.
     let err = s
-        .append_upload(&a, &up.id, Some(5), None, chunks(&data[5..10], 5))
+        .append_upload(&a, &up.id, (Some(5), None, chunks(&data[5..10], 5)))
         .await
         .unwrap_err();
     assert!(matches!(
@@ -114,14 +125,14 @@ async fn bad_uploads_store_nothing() {
     let r = repo("x");
     let wrong = Digest::sha256(b"something else");
     let err = s
-        .put_blob(&r, &wrong, None, chunks(b"hello", 2))
+        .put_blob(&r, &wrong, None, chunks(b"hello", 2), None)
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::DigestMismatch { .. }));
     // Announced length longer than the body: rejected.
     let d = Digest::sha256(b"hello");
     let err = s
-        .put_blob(&r, &d, Some(9), chunks(b"hello", 2))
+        .put_blob(&r, &d, Some(9), chunks(b"hello", 2), None)
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::SizeInvalid(_)));
@@ -130,7 +141,7 @@ async fn bad_uploads_store_nothing() {
         Ok(Bytes::from_static(b"hel")),
         Err(std::io::Error::other("connection reset")),
     ]);
-    let err = s.put_blob(&r, &d, None, broken).await.unwrap_err();
+    let err = s.put_blob(&r, &d, None, broken, None).await.unwrap_err();
     assert!(matches!(err, StorageError::BodyFailed(_)));
     assert_eq!(blob_files(dir.path()), 0);
     assert!(s.blob_size(&r, &d).await.is_err());
@@ -150,30 +161,25 @@ async fn aborted_chunk_rolls_back_and_sessions_survive_reopen() {
     let id;
     {
         let s = open(dir.path()).await;
-        id = s.start_upload(&r, Algorithm::Sha256).await.unwrap().id;
-        s.append_upload(&r, &id, None, None, chunks(b"abc", 1))
+        id = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+        s.append_upload(&r, &id, (None, None, chunks(b"abc", 1)))
             .await
             .unwrap();
         let broken = stream::iter(vec![
             Ok(Bytes::from_static(b"zzz")),
             Err(std::io::Error::other("client went away")),
         ]);
-        assert!(s.append_upload(&r, &id, None, None, broken).await.is_err());
+        assert!(s.append_upload(&r, &id, (None, None, broken)).await.is_err());
         assert_eq!(s.upload_status(&r, &id).await.unwrap().size, 3);
     }
     // A new process: the session is found on disk and its hash rebuilt.
     let s = open(dir.path()).await;
     assert_eq!(s.upload_status(&r, &id).await.unwrap().size, 3);
-    s.append_upload(&r, &id, Some(3), Some(3), chunks(b"def", 2))
+    s.append_upload(&r, &id, (Some(3), Some(3), chunks(b"def", 2)))
         .await
         .unwrap();
     let d = Digest::sha256(b"abcdef");
-    s.finish_upload::<_, std::io::Error>(
-        &r,
-        &id,
-        &d,
-        None::<(Option<u64>, Option<u64>, stream::Empty<_>)>,
-    )
+    s.finish_upload(&r, &id, &d, None::<Chunk<stream::Empty<std::io::Result<Bytes>>>>)
     .await
     .unwrap();
     assert_eq!(read_all(&s, &r, &d).await, b"abcdef");
@@ -185,18 +191,18 @@ async fn sha512_and_zero_byte_blobs() {
     let s = open(dir.path()).await;
     let r = repo("x");
     let d512 = Digest::of(Algorithm::Sha512, b"data");
-    s.put_blob(&r, &d512, Some(4), chunks(b"data", 3))
+    s.put_blob(&r, &d512, Some(4), chunks(b"data", 3), None)
         .await
         .unwrap();
     assert_eq!(read_all(&s, &r, &d512).await, b"data");
     // A sha512 digest named only at the end of a chunked upload.
-    let up = s.start_upload(&r, Algorithm::Sha256).await.unwrap();
+    let up = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap();
     let d2 = Digest::of(Algorithm::Sha512, b"more");
     s.finish_upload(&r, &up.id, &d2, Some((None, None, chunks(b"more", 1))))
         .await
         .unwrap();
     let empty = Digest::sha256(b"");
-    s.put_blob(&r, &empty, Some(0), chunks(b"", 1))
+    s.put_blob(&r, &empty, Some(0), chunks(b"", 1), None)
         .await
         .unwrap();
     assert_eq!(s.blob_size(&r, &empty).await.unwrap(), 0);
@@ -232,7 +238,7 @@ async fn manifests_require_their_blobs_and_tags_delete_alone() {
         Err(StorageError::NameUnknown(_))
     ));
     assert!(s.catalog(100, None).await.unwrap().is_empty());
-    s.put_blob(&r, &cd, None, chunks(config, 1)).await.unwrap();
+    s.put_blob(&r, &cd, None, chunks(config, 1), None).await.unwrap();
     // A repository holding only blobs exists (as in Distribution), with no tags yet.
     assert_eq!(s.catalog(100, None).await.unwrap(), vec!["team/img"]);
     assert!(s.tags(&r, 100, None).await.unwrap().is_empty());

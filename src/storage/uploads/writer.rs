@@ -8,7 +8,7 @@
 //! ordinary writes whose writeback is started as they go. Nothing is acknowledged
 //! before [`StagingWriter::finish`] has fsynced the file.
 
-use super::error::{Result, StorageError};
+use crate::storage::error::{Result, StorageError};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
@@ -112,15 +112,12 @@ pub(super) struct StagingWriter {
 }
 
 impl StagingWriter {
-    /// Open `path` (created if missing) to write from byte `pos` on.
+    /// Open the existing staging file `path` to write from byte `pos` on. A missing file
+    /// is an error, never silently re-created: the session it belonged to is over.
     pub(super) async fn open(path: &Path, pos: u64) -> Result<StagingWriter> {
         let path = path.to_path_buf();
         let files = tokio::task::spawn_blocking(move || -> std::io::Result<Files> {
-            let buffered = std::fs::OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(false)
-                .open(&path)?;
+            let buffered = std::fs::OpenOptions::new().write(true).open(&path)?;
             let direct = std::fs::OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_DIRECT)
@@ -218,6 +215,7 @@ mod tests {
     async fn unaligned_starts_and_odd_sizes_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
+        std::fs::File::create(&path).unwrap();
         let data: Vec<u8> = (0..(3 * BUFFER + 12345))
             .map(|i| (i * 7 % 253) as u8)
             .collect();

@@ -1,75 +1,22 @@
-//! Upload sessions: chunks are appended to a staging file while being hashed.
+//! Appending a chunk to an upload session's staging file, and taking it back.
 //!
-//! A session's durable state is its database row plus its staging file; the file's
-//! length is the session's offset. The running hash is kept in memory and rebuilt
-//! from the file when the server restarted in between. Every append is fsynced
-//! before it is acknowledged, and an append that fails half-way (aborted body, size
-//! mismatch) is rolled back by truncating the file to where it started.
+//! A chunk is hashed as it is written; the session's size and running hash change only
+//! once every byte is written and the file is fsynced. Any failure (aborted body, size
+//! mismatch, I/O error) cuts the file back to where the chunk started and leaves size
+//! and hash as they were. If even that cut fails, the session is marked `dirty` and the
+//! next operation cuts it before anything else.
 
-use super::error::{Result, StorageError};
 use super::writer::StagingWriter;
+use super::Session;
 use crate::oci::{Algorithm, Digest, DigestHasher};
+use crate::storage::error::{Result, StorageError};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-
-/// In-memory state of one session, behind its own async lock.
-pub struct Session {
-    /// Staging file.
-    pub path: PathBuf,
-    /// Bytes held.
-    pub size: u64,
-    /// Hash of those bytes, `None` until rebuilt after a restart.
-    pub hasher: Option<DigestHasher>,
-}
-
-/// Table of live sessions; each entry is locked while a request works on it.
-#[derive(Default)]
-pub struct Sessions {
-    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Session>>>>,
-}
-
-impl Sessions {
-    /// The session `id`, loading it from `path` if it is not in memory.
-    pub fn get_or_load(&self, id: &str, path: PathBuf) -> Arc<tokio::sync::Mutex<Session>> {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(id.to_string())
-            .or_insert_with(|| {
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                Arc::new(tokio::sync::Mutex::new(Session {
-                    path,
-                    size,
-                    hasher: None,
-                }))
-            })
-            .clone()
-    }
-
-    /// Register a new, empty session hashed with `algorithm`.
-    pub fn insert_new(&self, id: &str, path: PathBuf, algorithm: Algorithm) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.insert(
-            id.to_string(),
-            Arc::new(tokio::sync::Mutex::new(Session {
-                path,
-                size: 0,
-                hasher: Some(algorithm.hasher()),
-            })),
-        );
-    }
-
-    /// Drop session `id` from memory.
-    pub fn remove(&self, id: &str) {
-        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(id);
-    }
-}
+use std::path::Path;
 
 /// Hash the first `len` bytes of `path` with `algorithm` (on the blocking pool).
-pub async fn hash_file(path: &Path, len: u64, algorithm: Algorithm) -> Result<DigestHasher> {
+pub(super) async fn hash_file(path: &Path, len: u64, algorithm: Algorithm) -> Result<DigestHasher> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || -> std::io::Result<DigestHasher> {
         let mut h = algorithm.hasher();
@@ -92,7 +39,7 @@ pub async fn hash_file(path: &Path, len: u64, algorithm: Algorithm) -> Result<Di
 /// Append `body` to `session`, hashing it. With `offset`, the chunk must start exactly
 /// where the session ends; `expected_len` is the announced length, if any. On any error
 /// the file is truncated back and the session is unchanged.
-pub async fn append<S, E>(
+pub(super) async fn append<S, E>(
     session: &mut Session,
     offset: Option<u64>,
     body: S,
@@ -121,10 +68,21 @@ where
             Ok(n)
         }
         Err(e) => {
-            if let Err(err) = truncate(&session.path, start).await {
-                tracing::error!(path = %session.path.display(), %err, "could not roll back a failed chunk");
-            }
+            cut_back(session).await;
             Err(e)
+        }
+    }
+}
+
+/// Cut the staging file back to the session's size. On failure the session is marked
+/// dirty (and its running hash dropped), so the next operation tries again first.
+pub(super) async fn cut_back(session: &mut Session) {
+    match truncate(&session.path, session.size).await {
+        Ok(()) => session.dirty = false,
+        Err(err) => {
+            tracing::error!(path = %session.path.display(), %err, "could not roll back a chunk");
+            session.dirty = true;
+            session.hasher = None;
         }
     }
 }
@@ -201,7 +159,7 @@ where
 }
 
 /// The digest of everything in `session`, computed with `algorithm`.
-pub async fn digest_of(session: &Session, algorithm: Algorithm) -> Result<Digest> {
+pub(super) async fn digest_of(session: &Session, algorithm: Algorithm) -> Result<Digest> {
     match &session.hasher {
         Some(h) if h.algorithm() == algorithm => Ok(h.clone().finish()),
         _ => Ok(hash_file(&session.path, session.size, algorithm)

@@ -23,6 +23,8 @@ mod sweep;
 pub mod uploads;
 
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod tests;
 
 pub use blobs::ByteStream;

@@ -5,7 +5,7 @@ use crate::oci::{Algorithm, Digest, Reference, RepoName};
 use bytes::Bytes;
 use futures::{stream, Stream};
 
-fn chunks(
+pub(super) fn chunks(
     data: &[u8],
     size: usize,
 ) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin + Send + 'static {
@@ -16,7 +16,7 @@ fn chunks(
     stream::iter(parts)
 }
 
-fn options(dir: &std::path::Path) -> StorageOptions {
+pub(super) fn options(dir: &std::path::Path) -> StorageOptions {
     StorageOptions {
         data_dir: dir.to_path_buf(),
         max_manifest_bytes: 4 << 20,
@@ -29,7 +29,7 @@ fn options(dir: &std::path::Path) -> StorageOptions {
     }
 }
 
-async fn open(dir: &std::path::Path) -> Storage {
+pub(super) async fn open(dir: &std::path::Path) -> Storage {
     Storage::open(options(dir)).await.unwrap()
 }
 
@@ -37,7 +37,7 @@ fn repo(s: &str) -> RepoName {
     s.parse().unwrap()
 }
 
-async fn read_all(s: &Storage, r: &RepoName, d: &Digest) -> Vec<u8> {
+pub(super) async fn read_all(s: &Storage, r: &RepoName, d: &Digest) -> Vec<u8> {
     use futures::TryStreamExt;
     let read = s.read_blob(r, d, None).await.unwrap();
     let parts: Vec<Bytes> = read.body.try_collect().await.unwrap();

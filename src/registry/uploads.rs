@@ -72,16 +72,24 @@ pub(super) async fn start(
         if app.storage.mount_blob(repo, &digest, from.as_ref()).await? {
             return Ok(created(app, repo, &digest));
         }
-        let up = app.storage.start_upload(repo, digest.algorithm(), client).await?;
+        let up = app
+            .storage
+            .start_upload(repo, digest.algorithm(), client)
+            .await?;
         return Ok(session(app, repo, StatusCode::ACCEPTED, &up));
     }
     if let Some(digest) = digest_param(query)? {
         let len = content_length(headers)?;
         let body = body_stream(body, app.body_idle_timeout);
-        app.storage.put_blob(repo, &digest, len, body, client).await?;
+        app.storage
+            .put_blob(repo, &digest, len, body, client)
+            .await?;
         return Ok(created(app, repo, &digest));
     }
-    let up = app.storage.start_upload(repo, Algorithm::Sha256, client).await?;
+    let up = app
+        .storage
+        .start_upload(repo, Algorithm::Sha256, client)
+        .await?;
     Ok(session(app, repo, StatusCode::ACCEPTED, &up))
 }
 

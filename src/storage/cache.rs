@@ -92,9 +92,7 @@ impl MetaCache {
     }
 
     fn get(&self, repo: &RepoName, v: Version, what: What) -> Option<Value> {
-        self.entries
-            .as_ref()?
-            .get(&(repo.to_string(), v.0, what))
+        self.entries.as_ref()?.get(&(repo.to_string(), v.0, what))
     }
 
     fn put(&self, repo: &RepoName, v: Version, what: What, value: Value) {
@@ -195,7 +193,10 @@ mod tests {
         let vo = cache.version(&other);
         cache.put_blob_size(&other, vo, &new.digest, 3);
         cache.changed(&repo);
-        assert_eq!(cache.blob_size(&other, cache.version(&other), &new.digest), Some(3));
+        assert_eq!(
+            cache.blob_size(&other, cache.version(&other), &new.digest),
+            Some(3)
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ pub enum StorageError {
     NameUnknown(String),
     /// A manifest of the repository still references the blob or manifest being
     /// deleted.
-    #[error("{target} is referenced by manifest {by} in this repository; delete that manifest first")]
+    #[error(
+        "{target} is referenced by manifest {by} in this repository; delete that manifest first"
+    )]
     InUse {
         /// What the client asked to delete.
         target: Digest,

@@ -41,7 +41,11 @@ async fn a_restart_cuts_bytes_that_were_never_acknowledged() {
     let r = repo("x");
     let id = {
         let s = open(dir.path()).await;
-        let id = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+        let id = s
+            .start_upload(&r, Algorithm::Sha256, None)
+            .await
+            .unwrap()
+            .id;
         s.append_upload(&r, &id, (None, None, chunks(b"abc", 2)))
             .await
             .unwrap();
@@ -71,7 +75,11 @@ async fn a_session_that_ended_answers_unknown_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
     let r = repo("x");
-    let id = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+    let id = s
+        .start_upload(&r, Algorithm::Sha256, None)
+        .await
+        .unwrap()
+        .id;
     s.cancel_upload(&r, &id).await.unwrap();
     let unknown = |e: StorageError| assert!(matches!(e, StorageError::UploadUnknown(_)), "{e}");
     unknown(s.upload_status(&r, &id).await.unwrap_err());
@@ -90,7 +98,11 @@ async fn a_session_that_ended_answers_unknown_and_changes_nothing() {
     assert!(staged(dir.path()).is_empty(), "no staging file re-created");
     assert!(s.blob_size(&r, &d).await.is_err());
     // Another repository cannot use a session it does not own.
-    let id = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+    let id = s
+        .start_upload(&r, Algorithm::Sha256, None)
+        .await
+        .unwrap()
+        .id;
     unknown(s.upload_status(&repo("y"), &id).await.unwrap_err());
 }
 
@@ -99,7 +111,11 @@ async fn a_dropped_request_rolls_back_before_the_next_one_runs() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
     let r = repo("x");
-    let id = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+    let id = s
+        .start_upload(&r, Algorithm::Sha256, None)
+        .await
+        .unwrap()
+        .id;
     s.append_upload(&r, &id, (None, None, chunks(b"abc", 3)))
         .await
         .unwrap();
@@ -107,11 +123,9 @@ async fn a_dropped_request_rolls_back_before_the_next_one_runs() {
     tx.send(Ok(Bytes::from_static(b"zzzz"))).unwrap();
     // The request is dropped (client gone) while its chunk is half-way.
     let first = s.append_upload(&r, &id, (Some(3), None, body));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(200), first)
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(200), first)
+        .await
+        .is_err());
     // The next request waits for the dropped one's work to end...
     let s2 = s.clone();
     let id2 = id.clone();
@@ -139,15 +153,23 @@ async fn expiry_is_by_inactivity_and_never_takes_a_session_in_use() {
     opts.upload_expiry = Duration::from_secs(0);
     let s = Storage::open(opts).await.unwrap();
     let r = repo("x");
-    let idle = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
-    let busy = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+    let idle = s
+        .start_upload(&r, Algorithm::Sha256, None)
+        .await
+        .unwrap()
+        .id;
+    let busy = s
+        .start_upload(&r, Algorithm::Sha256, None)
+        .await
+        .unwrap()
+        .id;
     let (tx, body) = channel_body();
     tx.send(Ok(Bytes::from_static(b"slow"))).unwrap();
     let s2 = s.clone();
     let (r2, busy2) = (r.clone(), busy.clone());
     let in_flight =
         tokio::spawn(async move { s2.append_upload(&r2, &busy2, (None, None, body)).await });
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let report = s.sweep().await.unwrap();
     assert_eq!(report.uploads, 1, "only the idle session expires");
     assert!(matches!(
@@ -172,16 +194,25 @@ async fn sessions_are_limited_per_client_and_in_total() {
     let r = repo("x");
     let a: IpAddr = "127.0.0.2".parse().unwrap();
     let b: IpAddr = "127.0.0.3".parse().unwrap();
-    let first = s.start_upload(&r, Algorithm::Sha256, Some(a)).await.unwrap();
-    s.start_upload(&r, Algorithm::Sha256, Some(a)).await.unwrap();
+    let first = s
+        .start_upload(&r, Algorithm::Sha256, Some(a))
+        .await
+        .unwrap();
+    s.start_upload(&r, Algorithm::Sha256, Some(a))
+        .await
+        .unwrap();
     let too_many = |res: Result<UploadStatus>| {
         assert!(matches!(res, Err(StorageError::TooManyUploads(_))));
     };
     too_many(s.start_upload(&r, Algorithm::Sha256, Some(a)).await);
-    s.start_upload(&r, Algorithm::Sha256, Some(b)).await.unwrap();
+    s.start_upload(&r, Algorithm::Sha256, Some(b))
+        .await
+        .unwrap();
     too_many(s.start_upload(&r, Algorithm::Sha256, Some(b)).await);
     s.cancel_upload(&r, &first.id).await.unwrap();
-    s.start_upload(&r, Algorithm::Sha256, Some(a)).await.unwrap();
+    s.start_upload(&r, Algorithm::Sha256, Some(a))
+        .await
+        .unwrap();
     assert_eq!(s.open_uploads(), 3);
 }
 
@@ -240,7 +271,9 @@ async fn referenced_content_cannot_be_deleted_until_its_manifest_goes() {
         s.delete_manifest(&r, &by_digest).await,
         Err(StorageError::InUse { .. })
     ));
-    s.delete_manifest(&r, &Reference::Digest(idx)).await.unwrap();
+    s.delete_manifest(&r, &Reference::Digest(idx))
+        .await
+        .unwrap();
     s.delete_manifest(&r, &by_digest).await.unwrap();
     s.delete_blob(&r, &blob).await.unwrap();
     assert!(s.blob_size(&r, &blob).await.is_err());
@@ -282,12 +315,23 @@ async fn finish_racing_cancel_never_acknowledges_a_broken_blob() {
     for i in 0..200u32 {
         let data: Vec<u8> = (0..(1000 + i * 97)).map(|b| (b * 31 + i) as u8).collect();
         let d = Digest::sha256(&data);
-        let id = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+        let id = s
+            .start_upload(&r, Algorithm::Sha256, None)
+            .await
+            .unwrap()
+            .id;
         s.append_upload(&r, &id, (None, None, chunks(&data[..500], 100)))
             .await
             .unwrap();
-        let (s1, s2, r1, r2, id1, id2, d1) =
-            (s.clone(), s.clone(), r.clone(), r.clone(), id.clone(), id, d.clone());
+        let (s1, s2, r1, r2, id1, id2, d1) = (
+            s.clone(),
+            s.clone(),
+            r.clone(),
+            r.clone(),
+            id.clone(),
+            id,
+            d.clone(),
+        );
         let tail = data[500..].to_vec();
         let finish = tokio::spawn(async move {
             s1.finish_upload(&r1, &id1, &d1, Some((None, None, chunks(&tail, 333))))
@@ -310,4 +354,50 @@ async fn finish_racing_cancel_never_acknowledges_a_broken_blob() {
     }
     assert_eq!(committed + cancelled, 200);
     assert!(staged(dir.path()).is_empty());
+}
+
+/// PATCH racing expiry, many times: a chunk is either acknowledged (and was durable
+/// while the session lived) or finds the session gone; expiry never pulls the file
+/// from under a request, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patch_racing_expiry_never_loses_the_file_under_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.upload_expiry = Duration::from_secs(0);
+    let s = Storage::open(opts).await.unwrap();
+    let r = repo("x");
+    let (mut acked, mut expired) = (0, 0);
+    for i in 0..200u32 {
+        let data: Vec<u8> = (0..(5000 + i * 13)).map(|b| (b ^ i) as u8).collect();
+        let id = s
+            .start_upload(&r, Algorithm::Sha256, None)
+            .await
+            .unwrap()
+            .id;
+        let (s1, r1, id1) = (s.clone(), r.clone(), id.clone());
+        let patch = tokio::spawn(async move {
+            s1.append_upload(&r1, &id1, (Some(0), None, chunks(&data, 1024)))
+                .await
+        });
+        let s2 = s.clone();
+        let sweep = tokio::spawn(async move { s2.sweep().await });
+        sweep.await.unwrap().unwrap();
+        match patch.await.unwrap() {
+            Ok(st) => {
+                assert_eq!(st.size, 5000 + u64::from(i) * 13, "round {i}");
+                acked += 1;
+            }
+            Err(StorageError::UploadUnknown(_)) => expired += 1,
+            Err(e) => panic!("round {i}: {e}"),
+        }
+        // Whatever happened, a sweep now ends the (idle) session and its file.
+        s.sweep().await.unwrap();
+        assert!(staged(dir.path()).is_empty(), "round {i}");
+        let gone = s.upload_status(&r, &id).await;
+        assert!(
+            matches!(gone, Err(StorageError::UploadUnknown(_))),
+            "round {i}"
+        );
+    }
+    assert_eq!(acked + expired, 200);
 }

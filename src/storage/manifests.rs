@@ -103,7 +103,8 @@ impl Storage {
             Reference::Tag(t) => self.inner.db.manifest_by_tag(repo, t).await?,
             Reference::Digest(d) => self.inner.db.manifest_by_digest(repo, d).await?,
         };
-        let m = found.ok_or_else(|| StorageError::ManifestUnknown(format!("{repo}:{reference}")))?;
+        let m =
+            found.ok_or_else(|| StorageError::ManifestUnknown(format!("{repo}:{reference}")))?;
         cache.put_manifest(repo, v, key, &m);
         Ok(m)
     }

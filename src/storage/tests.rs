@@ -72,7 +72,11 @@ async fn chunked_upload_is_hashed_verified_and_shared() {
     let (a, b) = (repo("team/a"), repo("team/b"));
     let up = s.start_upload(&a, Algorithm::Sha256, None).await.unwrap();
     let st = s
-        .append_upload(&a, &up.id, (Some(0), None, chunks(&data[..1_000_000], 4096)))
+        .append_upload(
+            &a,
+            &up.id,
+            (Some(0), None, chunks(&data[..1_000_000], 4096)),
+        )
         .await
         .unwrap();
     assert_eq!(st.size, 1_000_000);
@@ -161,7 +165,11 @@ async fn aborted_chunk_rolls_back_and_sessions_survive_reopen() {
     let id;
     {
         let s = open(dir.path()).await;
-        id = s.start_upload(&r, Algorithm::Sha256, None).await.unwrap().id;
+        id = s
+            .start_upload(&r, Algorithm::Sha256, None)
+            .await
+            .unwrap()
+            .id;
         s.append_upload(&r, &id, (None, None, chunks(b"abc", 1)))
             .await
             .unwrap();
@@ -169,7 +177,10 @@ async fn aborted_chunk_rolls_back_and_sessions_survive_reopen() {
             Ok(Bytes::from_static(b"zzz")),
             Err(std::io::Error::other("client went away")),
         ]);
-        assert!(s.append_upload(&r, &id, (None, None, broken)).await.is_err());
+        assert!(s
+            .append_upload(&r, &id, (None, None, broken))
+            .await
+            .is_err());
         assert_eq!(s.upload_status(&r, &id).await.unwrap().size, 3);
     }
     // A new process: the session is found on disk and its hash rebuilt.
@@ -179,7 +190,12 @@ async fn aborted_chunk_rolls_back_and_sessions_survive_reopen() {
         .await
         .unwrap();
     let d = Digest::sha256(b"abcdef");
-    s.finish_upload(&r, &id, &d, None::<Chunk<stream::Empty<std::io::Result<Bytes>>>>)
+    s.finish_upload(
+        &r,
+        &id,
+        &d,
+        None::<Chunk<stream::Empty<std::io::Result<Bytes>>>>,
+    )
     .await
     .unwrap();
     assert_eq!(read_all(&s, &r, &d).await, b"abcdef");
@@ -238,7 +254,9 @@ async fn manifests_require_their_blobs_and_tags_delete_alone() {
         Err(StorageError::NameUnknown(_))
     ));
     assert!(s.catalog(100, None).await.unwrap().is_empty());
-    s.put_blob(&r, &cd, None, chunks(config, 1), None).await.unwrap();
+    s.put_blob(&r, &cd, None, chunks(config, 1), None)
+        .await
+        .unwrap();
     // A repository holding only blobs exists (as in Distribution), with no tags yet.
     assert_eq!(s.catalog(100, None).await.unwrap(), vec!["team/img"]);
     assert!(s.tags(&r, 100, None).await.unwrap().is_empty());

@@ -231,7 +231,10 @@ impl Db {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        for table in ["tags WHERE repo = ? AND digest = ?", "manifest_refs WHERE repo = ? AND manifest = ?"] {
+        for table in [
+            "tags WHERE repo = ? AND digest = ?",
+            "manifest_refs WHERE repo = ? AND manifest = ?",
+        ] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .bind(repo.as_str())
                 .bind(digest.as_str())
@@ -331,7 +334,9 @@ impl Db {
                 let content: Vec<u8> = row.get(3);
                 match Manifest::parse(&content, Some(&media_type)) {
                     Ok(m) => insert_refs(&mut tx, &repo, &digest, &m.blobs, &m.manifests).await?,
-                    Err(e) => tracing::warn!(%repo, %digest, error = %e, "stored manifest unreadable"),
+                    Err(e) => {
+                        tracing::warn!(%repo, %digest, error = %e, "stored manifest unreadable")
+                    }
                 }
             }
             tx.commit().await?;

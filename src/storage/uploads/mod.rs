@@ -187,7 +187,9 @@ async fn run_to_end<T: Send + 'static>(
 }
 
 /// An upload body: a stream of chunks that can be moved into a task.
-pub trait Body: Stream<Item = std::result::Result<Bytes, Self::Error>> + Unpin + Send + 'static {
+pub trait Body:
+    Stream<Item = std::result::Result<Bytes, Self::Error>> + Unpin + Send + 'static
+{
     /// The stream's error.
     type Error: std::fmt::Display + Send + 'static;
 }
@@ -243,7 +245,12 @@ impl Storage {
             .and_then(|r| r.map_err(StorageError::from));
             let client = client.map(|ip| ip.to_string());
             let recorded = match created {
-                Ok(_) => this.inner.db.add_upload(&id, &repo, client.as_deref(), now).await,
+                Ok(_) => {
+                    this.inner
+                        .db
+                        .add_upload(&id, &repo, client.as_deref(), now)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = recorded {
@@ -473,7 +480,7 @@ impl Storage {
             let Ok(mut s) = shared.try_lock_owned() else {
                 continue; // in use: active by definition
             };
-            if s.state == State::Open && s.last_active < cutoff {
+            if s.state == State::Open && s.last_active <= cutoff {
                 let this = self.clone();
                 run_to_end(async move { this.discard(&mut s, State::Expired).await }).await?;
                 removed += 1;

@@ -51,9 +51,9 @@ const NO_TAG_QUERY: &str = "Distribution 2.8 ignores `?tag=` on a push by digest
 const SHA512_MANIFESTS: &str = "Distribution 2.8 digests manifests with SHA-256 only: a push \
      by a SHA-512 digest is `400 DIGEST_INVALID`, which the spec allows for an algorithm \
      a registry does not support";
-const NO_DETECTION: &str = "Distribution 2.8 reads a manifest without `mediaType` pushed as \
-     `application/json` (or untyped) as Docker schema 1 and refuses it: `400 \
-     MANIFEST_INVALID`";
+const NO_DETECTION: &str = "Distribution 2.8 refuses a manifest without `mediaType` pushed \
+     as `application/json` (or untyped) with `400 MANIFEST_INVALID`: it does not tell the \
+     type from the content";
 const RANGE_416: &str = "Distribution 2.8 answers 416 but keeps the blob's size in \
      `Content-Length` over a 14-33 byte text body, a malformed response (HTTP/2 stream \
      error; HTTP/1.1 clients wait for the missing bytes); for `bytes=500-0` it also sends \

@@ -2,10 +2,12 @@
 
 use crate::check::{fail, Step};
 use crate::fixtures::{Blob, Doc};
-use crate::report::{CaseReport, Category, Outcome, Report};
+use crate::report::{CaseReport, Category, Level, Outcome, Report};
+use crate::teardown::Ledger;
 use imgflow::client::{Client, Method, RawRequest, RawResponse};
 use imgflow::oci::{Digest, Reference, RepoName};
 use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shared state of a run.
 #[derive(Debug, Clone)]
@@ -18,6 +20,8 @@ pub struct Ctx {
     pub run_id: String,
     /// Repository blobs are mounted from (default: `<ns>/mount-source`).
     pub mount_source: RepoName,
+    /// What the run pushed, for teardown.
+    pub ledger: Arc<Mutex<Ledger>>,
 }
 
 impl Ctx {
@@ -29,13 +33,28 @@ impl Ctx {
             .unwrap_or_else(|e| panic!("invalid repository name {name:?}: {e}"))
     }
 
-    /// Send a raw request; a transport failure fails the case.
+    /// The ledger of what the run pushed.
+    pub fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        // A case that panicked while holding it left nothing half-written worth refusing.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Note a blob pushed by other means than [`Ctx::send`], for teardown.
+    pub fn pushed_blob(&self, repo: &RepoName, digest: &Digest) {
+        self.ledger().blob(repo, digest);
+    }
+
+    /// Send a raw request; a transport failure fails the case. What the answer says the
+    /// registry now holds is noted for teardown.
     pub async fn send(&self, req: RawRequest) -> Step<RawResponse> {
         // The error names the method and URL.
-        self.client
-            .raw(req)
+        let resp = self
+            .client
+            .raw(req.clone())
             .await
-            .map_err(|e| fail(format!("transport error: {e}")))
+            .map_err(|e| fail(format!("transport error: {e}")))?;
+        self.ledger().note(&req, &resp);
+        Ok(resp)
     }
 
     /// `GET target`.
@@ -67,7 +86,7 @@ impl Ctx {
         self.client
             .push_blob(repo, &blob.digest, blob.data.clone().into())
             .await
-            .map(|_| ())
+            .map(|_| self.pushed_blob(repo, &blob.digest))
             .map_err(|e| {
                 fail(format!(
                     "setup: pushing blob {} to {repo}: {e}",
@@ -95,7 +114,10 @@ impl Ctx {
         self.client
             .put_manifest(repo, &reference, doc.media_type, doc.body.clone().into())
             .await
-            .map(|p| p.digest)
+            .map(|p| {
+                self.ledger().manifest(repo, &p.digest);
+                p.digest
+            })
             .map_err(|e| {
                 fail(format!(
                     "setup: pushing manifest {reference} to {repo}: {e}"
@@ -111,9 +133,20 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Run one case and record its outcome under `id` (whose first component is the
-    /// category).
+    /// Run one case of MUST behaviour and record its outcome under `id` (whose first
+    /// component is the category).
     pub async fn case(&mut self, id: &str, category: Category, body: impl Future<Output = Step>) {
+        self.case_at(Level::Must, id, category, body).await;
+    }
+
+    /// Run one case checking behaviour the spec asks for at `level`.
+    pub async fn case_at(
+        &mut self,
+        level: Level,
+        id: &str,
+        category: Category,
+        body: impl Future<Output = Step>,
+    ) {
         debug_assert!(
             id.starts_with(category.as_str()),
             "{id} is not in {category}"
@@ -125,6 +158,7 @@ impl Recorder {
         self.report.cases.push(CaseReport {
             id: id.to_string(),
             category,
+            level,
             outcome,
         });
     }

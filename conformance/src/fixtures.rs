@@ -78,6 +78,12 @@ pub fn random_id(len: usize) -> String {
         .collect()
 }
 
+/// An `Accept` naming the manifest types `docker pull` takes (Docker schema 2 and
+/// manifest lists, OCI manifests and indexes).
+pub const DOCKER_PULL_ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+     application/vnd.docker.distribution.manifest.list.v2+json, \
+     application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json";
+
 /// A manifest document: bytes as pushed, digest and media type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Doc {
@@ -169,12 +175,20 @@ impl ManifestBuilder {
         self
     }
 
+    /// Drop `mediaType` (allowed, though the spec asks for it); [`Doc::media_type`] is
+    /// then the OCI type the content shows.
+    pub fn without_media_type(mut self) -> Self {
+        self.fields.remove("mediaType");
+        self
+    }
+
     /// The document.
     pub fn build(self) -> Doc {
         let media_type = match self.fields.get("mediaType").and_then(Value::as_str) {
             Some(oci::OCI_INDEX) => oci::OCI_INDEX,
             Some(oci::DOCKER_MANIFEST) => oci::DOCKER_MANIFEST,
             Some(oci::DOCKER_MANIFEST_LIST) => oci::DOCKER_MANIFEST_LIST,
+            None if self.fields.contains_key("manifests") => oci::OCI_INDEX,
             _ => oci::OCI_MANIFEST,
         };
         Doc::from_value(&Value::Object(self.fields), media_type)

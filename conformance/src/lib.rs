@@ -13,6 +13,7 @@ pub mod ctx;
 pub mod fixtures;
 pub mod known;
 pub mod report;
+pub mod teardown;
 
 use ctx::{Ctx, Recorder};
 use imgflow::client::{Client, Method, RawRequest};
@@ -39,6 +40,8 @@ pub struct Options {
     pub basic_auth: Option<(String, String)>,
     /// Speak HTTP/1.1 only (HTTP/2 is negotiated otherwise).
     pub http1: bool,
+    /// Leave what the run pushed in place (no teardown).
+    pub keep: bool,
 }
 
 /// Why a run could not start.
@@ -98,10 +101,12 @@ fn build_ctx(opts: &Options) -> Result<Ctx, RunError> {
         ns,
         run_id,
         mount_source,
+        ledger: Default::default(),
     })
 }
 
-/// Run the selected categories and return the report.
+/// Run the selected categories, then (unless `keep`) delete what the run pushed, and
+/// return the report.
 ///
 /// Fails only when the options are invalid or the registry cannot be reached at all;
 /// any answer the registry gives is judged by the cases.
@@ -117,7 +122,11 @@ pub async fn run(opts: &Options) -> Result<Report, RunError> {
             cases::run_category(&ctx, &mut rec, category).await;
         }
     }
-    Ok(rec.finish())
+    let mut report = rec.finish();
+    if !opts.keep {
+        report.teardown = Some(teardown::run(&ctx).await);
+    }
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -133,6 +142,7 @@ mod tests {
             cross_mount_from: None,
             basic_auth: None,
             http1: false,
+            keep: false,
         }
     }
 

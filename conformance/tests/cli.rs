@@ -30,6 +30,8 @@ fn help_exits_zero_and_documents_the_options() {
         "--only",
         "--json",
         "--cross-mount-from",
+        "--strict",
+        "--keep",
     ] {
         assert!(
             help.contains(option),
@@ -91,8 +93,12 @@ fn known_differences_are_listed_with_reasons() {
         conformance::known::KNOWN_DISTRIBUTION_DIFFERENCES.len()
     );
     for line in lines {
-        let (id, reason) = line.split_once('\t').expect("id<TAB>reason");
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [id, result, reason] = fields[..] else {
+            panic!("expected id<TAB>result<TAB>reason: {line}");
+        };
         assert!(id.contains('/') && !reason.is_empty(), "{line}");
+        assert!(result == "fail" || result == "skip", "{line}");
     }
 }
 
@@ -140,10 +146,14 @@ fn a_registry_failing_every_case_exits_one_with_both_report_formats() {
     let human = text(&out.stdout);
     let last = human.lines().last().unwrap_or_default();
     let cases = human.lines().count() - 1;
-    assert_eq!(
-        last,
-        format!("0 passed, {cases} failed, 0 skipped"),
+    let prefix = format!("0 passed, {cases} failed (");
+    assert!(
+        last.starts_with(&prefix) && last.ends_with(" MAY), 0 skipped"),
         "{human}"
+    );
+    assert!(
+        human.contains(" (SHOULD): "),
+        "SHOULD cases are marked: {human}"
     );
     assert!(
         human
@@ -160,6 +170,10 @@ fn a_registry_failing_every_case_exits_one_with_both_report_formats() {
     for case in cases {
         assert_eq!(case["category"], "pull");
         assert_eq!(case["result"], "fail");
+        assert!(
+            ["MUST", "SHOULD", "MAY"].contains(&case["level"].as_str().unwrap_or_default()),
+            "{case}"
+        );
         assert!(
             case["detail"].as_str().is_some_and(|d| !d.is_empty()),
             "{case}"

@@ -70,7 +70,9 @@ pub enum ManifestKind {
 pub struct Manifest {
     /// Image or index.
     pub kind: ManifestKind,
-    /// The effective media type (the `mediaType` field, else the Content-Type).
+    /// The effective media type: the `mediaType` field, else the Content-Type when it names
+    /// a manifest type, else detected from the content (`manifests`: OCI image index;
+    /// `config`: OCI image manifest).
     pub media_type: String,
     /// `artifactType`, or for image manifests without one, the config media type.
     pub artifact_type: Option<String>,
@@ -113,6 +115,10 @@ fn invalid(msg: impl Into<String>) -> ManifestError {
 
 impl Manifest {
     /// Parse `body`, pushed with `content_type` (the request's Content-Type, if any).
+    ///
+    /// A manifest without a `mediaType` field pushed as `application/json` (or with no or
+    /// another non-manifest Content-Type) gets the OCI type its content shows, so that
+    /// clients negotiating manifest types (`docker pull`) find it.
     pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<Manifest, ManifestError> {
         let content_type = content_type
             .map(|c| c.split(';').next().unwrap_or(c).trim())
@@ -143,7 +149,11 @@ impl Manifest {
                 )));
             }
         }
-        let declared = raw.media_type.clone().or(content_type.map(str::to_string));
+        // The `mediaType` field, else a Content-Type naming a manifest type. A generic
+        // Content-Type (`application/json`, none, ...) says nothing: the shape decides.
+        let declared = raw.media_type.clone().or(content_type
+            .filter(|c| kind_of_media_type(c).is_some())
+            .map(str::to_string));
         let kind = match declared.as_deref().and_then(kind_of_media_type) {
             Some(k) => k,
             // An unknown or missing media type: tell by shape.
@@ -248,10 +258,76 @@ mod tests {
             Manifest::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#, None),
             Err(ManifestError::Schema1)
         );
+        let detected = Manifest::parse(body.as_bytes(), Some("application/json")).unwrap();
+        assert_eq!(detected.media_type, crate::oci::OCI_INDEX);
         let mismatch = Manifest::parse(body.as_bytes(), Some(crate::oci::DOCKER_MANIFEST));
         assert!(
             mismatch.is_err(),
             "an index pushed as a Docker image manifest: {mismatch:?}"
         );
+    }
+
+    /// Without a `mediaType` field, a manifest's type is its Content-Type when that names
+    /// a manifest type, and otherwise what its content shows; with the field, the field.
+    #[test]
+    fn media_type_detection() {
+        use crate::oci::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX, OCI_MANIFEST};
+        let desc =
+            |mt: &str, n: u8| format!(r#"{{"mediaType":"{mt}","digest":"{}","size":1}}"#, d(n));
+        let image = |field: &str| {
+            format!(
+                r#"{{"schemaVersion":2,{field}"config":{},"layers":[{}]}}"#,
+                desc(crate::oci::OCI_CONFIG, 1),
+                desc(crate::oci::OCI_LAYER_TAR, 2)
+            )
+        };
+        let index = |field: &str| {
+            format!(
+                r#"{{"schemaVersion":2,{field}"manifests":[{}]}}"#,
+                desc(OCI_MANIFEST, 3)
+            )
+        };
+        let generic = [
+            None,
+            Some("application/json"),
+            Some("application/json; charset=utf-8"),
+            Some("application/octet-stream"),
+            Some("application/x-www-form-urlencoded"),
+            Some(""),
+        ];
+        for ct in generic {
+            let m = Manifest::parse(image("").as_bytes(), ct).unwrap();
+            assert_eq!(
+                (m.kind, m.media_type.as_str()),
+                (ManifestKind::Image, OCI_MANIFEST),
+                "{ct:?}"
+            );
+            let m = Manifest::parse(index("").as_bytes(), ct).unwrap();
+            assert_eq!(
+                (m.kind, m.media_type.as_str()),
+                (ManifestKind::Index, OCI_INDEX),
+                "{ct:?}"
+            );
+            let docker = image(&format!(r#""mediaType":"{DOCKER_MANIFEST}","#));
+            let m = Manifest::parse(docker.as_bytes(), ct).unwrap();
+            assert_eq!(m.media_type, DOCKER_MANIFEST, "{ct:?}");
+            let list = index(&format!(r#""mediaType":"{DOCKER_MANIFEST_LIST}","#));
+            let m = Manifest::parse(list.as_bytes(), ct).unwrap();
+            assert_eq!(
+                (m.kind, m.media_type.as_str()),
+                (ManifestKind::Index, DOCKER_MANIFEST_LIST)
+            );
+        }
+        // A Content-Type naming a manifest type still counts when the field is absent.
+        let m = Manifest::parse(image("").as_bytes(), Some(DOCKER_MANIFEST)).unwrap();
+        assert_eq!(m.media_type, DOCKER_MANIFEST);
+        let m = Manifest::parse(index("").as_bytes(), Some(DOCKER_MANIFEST_LIST)).unwrap();
+        assert_eq!(m.media_type, DOCKER_MANIFEST_LIST);
+        // Neither a config nor a manifests list: nothing to detect.
+        assert!(Manifest::parse(
+            br#"{"schemaVersion":2,"layers":[]}"#,
+            Some("application/json")
+        )
+        .is_err());
     }
 }

@@ -7,7 +7,8 @@ use crate::oci::{Digest, RepoName};
 use axum::body::Body;
 use http::{header, HeaderMap, StatusCode};
 
-/// Send a blob, or the requested range of it (206).
+/// Send a blob, or the requested range of it (206; 416 with `Content-Range: bytes */SIZE`
+/// when the range is invalid or lies past the end).
 pub(super) async fn get(
     app: &AppState,
     repo: &RepoName,
@@ -30,7 +31,7 @@ pub(super) async fn get(
         common.push((header::CONTENT_LENGTH, size.to_string()));
         return Ok(respond(StatusCode::OK, &common, Body::empty()));
     }
-    let range = byte_range(headers)?;
+    let range = byte_range(headers);
     let read = app.storage.read_blob(repo, digest, range).await?;
     let (start, end) = read.range;
     common.push((header::CONTENT_LENGTH, (end - start).to_string()));

@@ -85,36 +85,43 @@ pub fn chunk_bounds(headers: &HeaderMap) -> Result<(Option<u64>, Option<u64>), A
     }
 }
 
-/// A blob GET's `Range: bytes=...` header (a single range).
-pub fn byte_range(headers: &HeaderMap) -> Result<Option<ByteRange>, ApiError> {
-    let Some(v) = headers.get(header::RANGE) else {
-        return Ok(None);
-    };
-    let bad =
-        || ApiError::BadRequest("invalid Range header: expected bytes=<start>-[<end>]".into());
-    let s = v.to_str().map_err(|_| bad())?.trim();
-    let spec = s.strip_prefix("bytes=").ok_or_else(bad)?;
-    if spec.contains(',') {
-        return Err(ApiError::BadRequest(
-            "multiple ranges are not supported".into(),
-        ));
+/// A blob GET's `Range` header, read as RFC 9110 (section 14) asks.
+///
+/// - absent, in a unit other than `bytes` (which a server must ignore), or naming several
+///   ranges (which a server may ignore; the whole blob is sent): `None`;
+/// - one `bytes=` range: `first-last`, `first-` or a suffix `-n`;
+/// - one `bytes=` range that cannot be read (`bytes=500-0`, `bytes=x-`):
+///   [`ByteRange::Invalid`], answered 416 once the blob's size is known.
+pub fn byte_range(headers: &HeaderMap) -> Option<ByteRange> {
+    let v = headers.get(header::RANGE)?.to_str().ok()?.trim();
+    let (unit, spec) = v.split_once('=')?;
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return None;
     }
-    let (a, b) = spec.split_once('-').ok_or_else(bad)?;
-    let (a, b) = (a.trim(), b.trim());
-    let num = |x: &str| x.parse::<u64>().map_err(|_| bad());
-    let range = match (a.is_empty(), b.is_empty()) {
-        (true, false) => ByteRange::Suffix(num(b)?),
-        (false, true) => ByteRange::From(num(a)?),
-        (false, false) => {
-            let (s, e) = (num(a)?, num(b)?);
-            if e < s {
-                return Err(bad());
-            }
-            ByteRange::FromTo(s, e)
-        }
-        (true, true) => return Err(bad()),
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = match spec.split_once('-') {
+        Some((a, b)) => (a.trim(), b.trim()),
+        None => return Some(ByteRange::Invalid),
     };
-    Ok(Some(range))
+    let num = |x: &str| {
+        if x.bytes().all(|c| c.is_ascii_digit()) {
+            x.parse::<u64>().ok()
+        } else {
+            None
+        }
+    };
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, false) => num(b).map(ByteRange::Suffix),
+        (false, true) => num(a).map(ByteRange::From),
+        (false, false) => match (num(a), num(b)) {
+            (Some(s), Some(e)) if s <= e => Some(ByteRange::FromTo(s, e)),
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    Some(range.unwrap_or(ByteRange::Invalid))
 }
 
 /// Error of a request body that stopped arriving or broke off.
@@ -161,6 +168,44 @@ mod tests {
         m
     }
 
+    /// Every `bytes=a-b`, `bytes=a-` and `bytes=-n` over small blobs resolves to exactly
+    /// the bytes an independent reading of RFC 9110 selects, or is not satisfiable
+    /// (with the blob's size) exactly when that selection is empty.
+    #[test]
+    fn ranges_resolve_like_rfc_9110() {
+        use crate::storage::StorageError;
+        let spec = |size: u64, a: Option<u64>, b: Option<u64>| -> Vec<u64> {
+            (0..size)
+                .filter(|&i| match (a, b) {
+                    (Some(a), Some(b)) => a <= b && i >= a && i <= b,
+                    (Some(a), None) => i >= a,
+                    (None, Some(n)) => i + n >= size,
+                    (None, None) => false,
+                })
+                .collect()
+        };
+        let show = |x: Option<u64>| x.map(|v| v.to_string()).unwrap_or_default();
+        for size in 0..6u64 {
+            for a in (0..8).map(Some).chain([None]) {
+                for b in (0..8).map(Some).chain([None]) {
+                    let value = format!("bytes={}-{}", show(a), show(b));
+                    let want = spec(size, a, b);
+                    let parsed = byte_range(&h(header::RANGE, &value)).expect("a bytes range");
+                    match parsed.resolve(size) {
+                        Ok((s, e)) => {
+                            assert_eq!((s..e).collect::<Vec<_>>(), want, "{value}/{size}")
+                        }
+                        Err(StorageError::RangeNotSatisfiable { size: got }) => {
+                            assert!(want.is_empty(), "{value} of {size} bytes refused");
+                            assert_eq!(got, size);
+                        }
+                        Err(e) => panic!("{value}: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn ranges() {
         assert_eq!(upload_range(0), "0-0");
@@ -176,18 +221,37 @@ mod tests {
         assert!(chunk_range(&h(header::CONTENT_RANGE, "9-5")).is_err());
         assert!(chunk_range(&h(header::CONTENT_RANGE, "x")).is_err());
         assert_eq!(
-            byte_range(&h(header::RANGE, "bytes=0-99")).unwrap(),
+            byte_range(&h(header::RANGE, "bytes=0-99")),
             Some(ByteRange::FromTo(0, 99))
         );
         assert_eq!(
-            byte_range(&h(header::RANGE, "bytes=-5")).unwrap(),
+            byte_range(&h(header::RANGE, "bytes=-5")),
             Some(ByteRange::Suffix(5))
         );
         assert_eq!(
-            byte_range(&h(header::RANGE, "bytes=7-")).unwrap(),
+            byte_range(&h(header::RANGE, "bytes=7-")),
             Some(ByteRange::From(7))
         );
-        assert!(byte_range(&h(header::RANGE, "bytes=1-2,4-5")).is_err());
-        assert!(byte_range(&h(header::RANGE, "items=1-2")).is_err());
+        assert_eq!(byte_range(&h(header::RANGE, "bytes=1-2,4-5")), None);
+        assert_eq!(byte_range(&h(header::RANGE, "items=1-2")), None);
+        assert_eq!(byte_range(&HeaderMap::new()), None);
+        for invalid in [
+            "bytes=500-0",
+            "bytes=-",
+            "bytes=x-",
+            "bytes=1-y",
+            "bytes=+1-2",
+            "bytes=12",
+        ] {
+            assert_eq!(
+                byte_range(&h(header::RANGE, invalid)),
+                Some(ByteRange::Invalid),
+                "{invalid}"
+            );
+        }
+        assert_eq!(
+            byte_range(&h(header::RANGE, "Bytes = 3-3")),
+            Some(ByteRange::FromTo(3, 3))
+        );
     }
 }

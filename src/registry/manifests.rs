@@ -6,8 +6,11 @@ use super::{hname, respond, AppState, Query};
 use crate::oci::{Reference, RepoName, Tag};
 use crate::storage::StorageError;
 use axum::body::Body;
-use http::{header, HeaderMap, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Limited};
+
+/// Tag accepted from a `?tag=` query parameter of a manifest push.
+const OCI_TAG: &str = "oci-tag";
 
 /// Whether a client that sent `accept` takes a manifest of `media_type`. A client that
 /// names no manifest media type at all (no header, `*/*`, `application/json`) takes any.
@@ -63,7 +66,7 @@ pub(super) async fn get(
     Ok(respond(StatusCode::OK, &headers, body))
 }
 
-/// Store a manifest (201). `?tag=` on a push by digest adds tags.
+/// Store a manifest (201). `?tag=` on a push adds tags, each answered by an `OCI-Tag`.
 pub(super) async fn put(
     app: &AppState,
     repo: &RepoName,
@@ -86,12 +89,13 @@ pub(super) async fn put(
         }
         Err(e) => return Err(ApiError::UploadInvalid(format!("manifest body: {e}"))),
     };
-    let tags = query
-        .all("tag")
-        .iter()
-        .map(|t| t.parse::<Tag>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::Name)?;
+    let mut tags: Vec<Tag> = Vec::new();
+    for t in query.all("tag") {
+        let tag = t.parse::<Tag>().map_err(ApiError::Name)?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
     let put = app
         .storage
         .put_manifest(repo, reference, &tags, content_type(headers), &bytes)
@@ -107,7 +111,15 @@ pub(super) async fn put(
     if let Some(subject) = put.subject {
         out.push((hname(OCI_SUBJECT), subject.to_string()));
     }
-    Ok(respond(StatusCode::CREATED, &out, Body::empty()))
+    let mut resp = respond(StatusCode::CREATED, &out, Body::empty());
+    // One `OCI-Tag` field per tag accepted from `?tag=` (the spec's wording; a field
+    // repeated is the same as one comma-separated list).
+    for tag in &tags {
+        if let Ok(v) = HeaderValue::from_str(tag.as_str()) {
+            resp.headers_mut().append(hname(OCI_TAG), v);
+        }
+    }
+    Ok(resp)
 }
 
 /// Delete a manifest by digest, or just a tag (202).

@@ -70,15 +70,20 @@ pub enum ByteRange {
     FromTo(u64, u64),
     /// `-n`: the last `n` bytes.
     Suffix(u64),
+    /// A `bytes=` range that no blob can satisfy (malformed, or ending before it starts).
+    /// The size of the blob is only known after the lookup, so the refusal waits for it.
+    Invalid,
 }
 
 impl ByteRange {
-    /// Resolve against a blob of `size` bytes to a half-open `start..end`.
+    /// Resolve against a blob of `size` bytes to a half-open `start..end`; a range that
+    /// starts past the end, is empty or [`ByteRange::Invalid`] is not satisfiable.
     pub fn resolve(self, size: u64) -> Result<(u64, u64)> {
         let (start, end) = match self {
             ByteRange::From(s) => (s, size),
             ByteRange::FromTo(s, e) => (s, e.saturating_add(1).min(size)),
             ByteRange::Suffix(n) => (size.saturating_sub(n), size),
+            ByteRange::Invalid => return Err(StorageError::RangeNotSatisfiable { size }),
         };
         if start >= size || start >= end {
             return Err(StorageError::RangeNotSatisfiable { size });

@@ -22,6 +22,8 @@ pub struct Case {
     pub id: String,
     /// `pull`, `push`, `discovery` or `management`.
     pub category: String,
+    /// `MUST`, `SHOULD` or `MAY`.
+    pub level: String,
     /// `pass`, `fail` or `skip`.
     pub result: String,
     /// Why it failed or was skipped.
@@ -119,8 +121,9 @@ pub fn details(cases: &[Case], ids: &BTreeSet<String>) -> String {
         .join("\n")
 }
 
-/// The case ids on which CNCF Distribution 2.8 is documented to differ.
-pub fn known_distribution_differences() -> BTreeSet<String> {
+/// The case ids CNCF Distribution 2.8 is documented not to pass with `result` (`fail` or
+/// `skip`).
+pub fn known_distribution_differences(result: &str) -> BTreeSet<String> {
     let out = Command::new(binary())
         .arg("--list-known-differences")
         .output()
@@ -131,8 +134,11 @@ pub fn known_distribution_differences() -> BTreeSet<String> {
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split('\t').next())
-        .filter(|id| !id.is_empty())
-        .map(str::to_string)
+        .filter_map(|l| {
+            let mut fields = l.split('\t');
+            Some((fields.next()?, fields.next()?))
+        })
+        .filter(|(id, r)| !id.is_empty() && *r == result)
+        .map(|(id, _)| id.to_string())
         .collect()
 }

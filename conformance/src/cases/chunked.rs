@@ -188,6 +188,7 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
             .push_blob_chunked(&repo, reader, &opts)
             .await
             .map_err(|e| check::fail(format!("client push_blob_chunked: {e}")))?;
+        ctx.pushed_blob(&repo, &blob.digest);
         let done = progress.borrow().done;
         if done != blob.data.len() as u64 {
             return Err(check::fail(format!(

@@ -3,7 +3,7 @@
 use crate::check::{self, need, Step};
 use crate::ctx::{Ctx, Recorder};
 use crate::fixtures::{simple_image, Blob};
-use crate::report::Category;
+use crate::report::{Category, Level};
 use imgflow::client::{next_link, resolve_location, RawResponse};
 use imgflow::oci::RepoName;
 use serde_json::Value;
@@ -105,7 +105,7 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
         )
     })
     .await;
-    rec.case("discovery/tags/link-header", CAT, async {
+    rec.case_at(Level::May, "discovery/tags/link-header", CAT, async {
         let repo = need(&fx, "setup")?;
         let mut target = format!("/v2/{repo}/tags/list?n=2");
         let mut all = Vec::new();
@@ -177,7 +177,7 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
 }
 
 async fn catalog(ctx: &Ctx, rec: &mut Recorder, fx: &Step<RepoName>) {
-    rec.case("discovery/catalog/list-200", CAT, async {
+    rec.case_at(Level::May, "discovery/catalog/list-200", CAT, async {
         let r = ctx.get("/v2/_catalog").await?;
         if matches!(r.status.as_u16(), 404 | 405) {
             return Err(check::skip(format!(
@@ -190,33 +190,38 @@ async fn catalog(ctx: &Ctx, rec: &mut Recorder, fx: &Step<RepoName>) {
         strings(&r, &body, "repositories").map(|_| ())
     })
     .await;
-    rec.case("discovery/catalog/contains-run-repos", CAT, async {
-        let repo = need(fx, "setup")?;
-        // Repositories of this run sort right after the namespace itself.
-        let mut target = format!("/v2/_catalog?n=100&last={}", ctx.ns);
-        for _ in 0..MAX_PAGES {
-            let r = ctx.get(target).await?;
-            check::status(&r, &[200])?;
-            let body = check::json(&r)?;
-            let repos = strings(&r, &body, "repositories")?;
-            if repos.iter().any(|x| x == repo.as_str()) {
-                return Ok(());
-            }
-            match next_of(&r)? {
-                Some(next) => target = next,
-                None => {
-                    return Err(check::mismatch(
-                        &r,
-                        format!("{repo} in the catalog"),
-                        format!("repositories {repos:?} and no further page"),
-                    ))
+    rec.case_at(
+        Level::May,
+        "discovery/catalog/contains-run-repos",
+        CAT,
+        async {
+            let repo = need(fx, "setup")?;
+            // Repositories of this run sort right after the namespace itself.
+            let mut target = format!("/v2/_catalog?n=100&last={}", ctx.ns);
+            for _ in 0..MAX_PAGES {
+                let r = ctx.get(target).await?;
+                check::status(&r, &[200])?;
+                let body = check::json(&r)?;
+                let repos = strings(&r, &body, "repositories")?;
+                if repos.iter().any(|x| x == repo.as_str()) {
+                    return Ok(());
+                }
+                match next_of(&r)? {
+                    Some(next) => target = next,
+                    None => {
+                        return Err(check::mismatch(
+                            &r,
+                            format!("{repo} in the catalog"),
+                            format!("repositories {repos:?} and no further page"),
+                        ))
+                    }
                 }
             }
-        }
-        Err(check::fail("catalog pagination does not end"))
-    })
+            Err(check::fail("catalog pagination does not end"))
+        },
+    )
     .await;
-    rec.case("discovery/catalog/pagination", CAT, async {
+    rec.case_at(Level::May, "discovery/catalog/pagination", CAT, async {
         need(fx, "setup")?;
         let r = ctx.get(format!("/v2/_catalog?n=1&last={}", ctx.ns)).await?;
         check::status(&r, &[200])?;

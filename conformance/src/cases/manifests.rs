@@ -5,7 +5,7 @@
 use crate::check::{self, need, Step};
 use crate::ctx::{Ctx, Recorder};
 use crate::fixtures::{simple_image, unknown_digest, Blob, Doc, ManifestBuilder};
-use crate::report::Category;
+use crate::report::{Category, Level};
 use imgflow::client::{Method, RawRequest, RawResponse, CONTENT_DIGEST_HEADER, OCI_SUBJECT_HEADER};
 use imgflow::oci::{self, RepoName};
 
@@ -93,7 +93,7 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
         served(ctx, &f.repo, &doc).await
     })
     .await;
-    rec.case("push/manifest/large-201", CAT, async {
+    rec.case_at(Level::Should, "push/manifest/large-201", CAT, async {
         // Registries should accept manifests of up to 4 MiB; stay just below.
         let f = need(&fx, "setup")?;
         let filler = "x".repeat(4 * 1024 * 1024 - 4096);
@@ -105,7 +105,7 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
         served(ctx, &f.repo, &doc).await
     })
     .await;
-    rec.case("push/manifest/missing-blob-400", CAT, async {
+    rec.case_at(Level::May, "push/manifest/missing-blob-400", CAT, async {
         let f = need(&fx, "setup")?;
         let missing = Blob::random(64);
         let doc = simple_image(&f.config, &[&f.layer, &missing], "missing-blob");
@@ -113,16 +113,21 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
         check::error(&r, 400, "MANIFEST_BLOB_UNKNOWN")
     })
     .await;
-    rec.case("push/manifest/blob-in-other-repo-400", CAT, async {
-        // Blobs are scoped to repositories: one pushed elsewhere does not count.
-        let f = need(&fx, "setup")?;
-        let elsewhere = Blob::random(80);
-        ctx.push_blob(&ctx.repo("manifests-other"), &elsewhere)
-            .await?;
-        let doc = simple_image(&f.config, &[&elsewhere], "blob-elsewhere");
-        let r = put(ctx, &f.repo, "blob-elsewhere", &doc).await?;
-        check::error(&r, 400, "MANIFEST_BLOB_UNKNOWN")
-    })
+    rec.case_at(
+        Level::May,
+        "push/manifest/blob-in-other-repo-400",
+        CAT,
+        async {
+            // Blobs are scoped to repositories: one pushed elsewhere does not count.
+            let f = need(&fx, "setup")?;
+            let elsewhere = Blob::random(80);
+            ctx.push_blob(&ctx.repo("manifests-other"), &elsewhere)
+                .await?;
+            let doc = simple_image(&f.config, &[&elsewhere], "blob-elsewhere");
+            let r = put(ctx, &f.repo, "blob-elsewhere", &doc).await?;
+            check::error(&r, 400, "MANIFEST_BLOB_UNKNOWN")
+        },
+    )
     .await;
     rec.case("push/manifest/invalid-json-400", CAT, async {
         let f = need(&fx, "setup")?;

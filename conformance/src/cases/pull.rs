@@ -1,14 +1,17 @@
-//! Pull: the base endpoint, blobs and manifests by tag and digest, HEAD, 404s, ranges.
+//! Pull: the base endpoint, blobs and manifests by tag and digest, HEAD, 404s, ranges
+//! (closed, open-ended, suffix; 416 for invalid and past-the-end ones).
 
 use crate::check::{self, need, Step};
 use crate::ctx::{Ctx, Recorder};
 use crate::fixtures::{simple_image, unknown_digest, Blob, Doc};
-use crate::report::Category;
-use imgflow::client::{Method, RawRequest, API_VERSION_HEADER, CONTENT_DIGEST_HEADER};
+use crate::report::{Category, Level};
+use imgflow::client::{Method, RawRequest, RawResponse, API_VERSION_HEADER, CONTENT_DIGEST_HEADER};
 use imgflow::oci::{self, RepoName};
 
 const CAT: Category = Category::Pull;
 const TAG: &str = "pull-v1";
+/// Size of the pulled layer.
+const LAYER_SIZE: usize = 2048;
 
 struct Fixture {
     repo: RepoName,
@@ -20,7 +23,7 @@ struct Fixture {
 async fn setup(ctx: &Ctx) -> Step<Fixture> {
     let repo = ctx.repo("pull");
     let config = Blob::config(&ctx.run_id, "pull");
-    let layer = Blob::random(2048);
+    let layer = Blob::random(LAYER_SIZE);
     ctx.push_blobs(&repo, &[&config, &layer]).await?;
     let manifest = simple_image(&config, &[&layer], "pull");
     ctx.push_doc(&repo, &manifest, Some(TAG)).await?;
@@ -82,6 +85,18 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
     .await;
 }
 
+/// `GET` the fixture's layer with `Range: range`.
+async fn ranged(ctx: &Ctx, f: &Fixture, range: &str) -> Step<RawResponse> {
+    ctx.send(
+        RawRequest::new(
+            Method::GET,
+            format!("/v2/{}/blobs/{}", f.repo, f.layer.digest),
+        )
+        .header("Range", range),
+    )
+    .await
+}
+
 async fn blob_cases(ctx: &Ctx, rec: &mut Recorder, fx: &Step<Fixture>) {
     rec.case("pull/blob/head-200", CAT, async {
         let f = need(fx, "setup")?;
@@ -128,7 +143,7 @@ async fn blob_cases(ctx: &Ctx, rec: &mut Recorder, fx: &Step<Fixture>) {
         check::error(&r, 404, "BLOB_UNKNOWN")
     })
     .await;
-    rec.case("pull/blob/range-206", CAT, async {
+    rec.case_at(Level::Should, "pull/blob/range-206", CAT, async {
         let f = need(fx, "setup")?;
         let r = ctx
             .send(
@@ -145,25 +160,57 @@ async fn blob_cases(ctx: &Ctx, rec: &mut Recorder, fx: &Step<Fixture>) {
         check::body_eq(&r, &f.layer.data[10..100])
     })
     .await;
-    rec.case("pull/blob/range-open-ended-206", CAT, async {
+    rec.case_at(
+        Level::Should,
+        "pull/blob/range-open-ended-206",
+        CAT,
+        async {
+            let f = need(fx, "setup")?;
+            let total = f.layer.data.len();
+            let start = total - 48;
+            let r = ctx
+                .send(
+                    RawRequest::new(
+                        Method::GET,
+                        format!("/v2/{}/blobs/{}", f.repo, f.layer.digest),
+                    )
+                    .header("Range", format!("bytes={start}-")),
+                )
+                .await?;
+            check::status(&r, &[206])?;
+            let want = format!("bytes {start}-{}/{total}", total - 1);
+            check::header_eq(&r, "Content-Range", &want)?;
+            check::body_eq(&r, &f.layer.data[start..])
+        },
+    )
+    .await;
+    rec.case_at(Level::Should, "pull/blob/range-suffix-206", CAT, async {
         let f = need(fx, "setup")?;
         let total = f.layer.data.len();
-        let start = total - 48;
-        let r = ctx
-            .send(
-                RawRequest::new(
-                    Method::GET,
-                    format!("/v2/{}/blobs/{}", f.repo, f.layer.digest),
-                )
-                .header("Range", format!("bytes={start}-")),
-            )
-            .await?;
+        let r = ranged(ctx, f, "bytes=-100").await?;
         check::status(&r, &[206])?;
-        let want = format!("bytes {start}-{}/{total}", total - 1);
+        let want = format!("bytes {}-{}/{total}", total - 100, total - 1);
         check::header_eq(&r, "Content-Range", &want)?;
-        check::body_eq(&r, &f.layer.data[start..])
+        check::body_eq(&r, &f.layer.data[total - 100..])
     })
     .await;
+    // RFC 9110: a range that is invalid (last byte before the first) or starts past the
+    // end is not satisfiable: 416 with `Content-Range: bytes */<size>`.
+    for (id, range) in [
+        ("pull/blob/range-invalid-416", "bytes=500-0".to_string()),
+        (
+            "pull/blob/range-past-end-416",
+            format!("bytes={}-", LAYER_SIZE + 10),
+        ),
+    ] {
+        rec.case_at(Level::Should, id, CAT, async {
+            let f = need(fx, "setup")?;
+            let r = ranged(ctx, f, &range).await?;
+            check::status(&r, &[416])?;
+            check::header_eq(&r, "Content-Range", &format!("bytes */{LAYER_SIZE}"))
+        })
+        .await;
+    }
     rec.case("pull/blob/client-get-verified", CAT, async {
         let f = need(fx, "setup")?;
         let data = ctx

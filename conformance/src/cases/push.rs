@@ -4,7 +4,7 @@
 use crate::check::{self, Step};
 use crate::ctx::{Ctx, Recorder};
 use crate::fixtures::{unknown_digest, Blob};
-use crate::report::Category;
+use crate::report::{Category, Level};
 use imgflow::client::{Method, RawRequest, RawResponse};
 use imgflow::oci::{Algorithm, RepoName};
 
@@ -137,6 +137,7 @@ async fn monolithic(ctx: &Ctx, rec: &mut Recorder, repo: &RepoName) {
             .push_blob_streamed(repo, reader, &Default::default())
             .await
             .map_err(|e| check::fail(format!("client push_blob_streamed: {e}")))?;
+        ctx.pushed_blob(repo, &pushed.digest);
         if pushed.digest != blob.digest {
             return Err(check::fail(format!(
                 "client computed {}, expected {}",
@@ -165,7 +166,7 @@ async fn errors(ctx: &Ctx, rec: &mut Recorder, repo: &RepoName) {
         check::error(&r, 400, "DIGEST_INVALID")
     })
     .await;
-    rec.case("push/upload/cancel-204", CAT, async {
+    rec.case_at(Level::Should, "push/upload/cancel-204", CAT, async {
         let (_, loc) = open(ctx, repo).await?;
         let d = ctx.delete(loc.clone()).await?;
         check::status(&d, &[204])?;
@@ -220,7 +221,7 @@ async fn mounts(ctx: &Ctx, rec: &mut Recorder) {
     let setup = ctx.push_blob(source, &blob).await;
     rec.case("push/mount/setup", CAT, async { setup.clone() })
         .await;
-    rec.case("push/mount/from-201", CAT, async {
+    rec.case_at(Level::May, "push/mount/from-201", CAT, async {
         check::need(&setup, "push/mount/setup")?;
         let r = ctx
             .send(
@@ -242,7 +243,7 @@ async fn mounts(ctx: &Ctx, rec: &mut Recorder) {
         blob_is_served(ctx, &target, &blob).await
     })
     .await;
-    rec.case("push/mount/missing-blob-202", CAT, async {
+    rec.case_at(Level::Should, "push/mount/missing-blob-202", CAT, async {
         check::need(&setup, "push/mount/setup")?;
         let r = ctx
             .send(
@@ -254,7 +255,7 @@ async fn mounts(ctx: &Ctx, rec: &mut Recorder) {
         session_started(&r, &target)
     })
     .await;
-    rec.case("push/mount/without-from-202", CAT, async {
+    rec.case_at(Level::Should, "push/mount/without-from-202", CAT, async {
         let r = ctx
             .send(
                 RawRequest::new(Method::POST, format!("/v2/{target}/blobs/uploads/"))

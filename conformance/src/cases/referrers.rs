@@ -1,12 +1,12 @@
 //! Content discovery: the referrers API (`GET /v2/<name>/referrers/<digest>`), with and
-//! without the `artifactType` filter.
+//! without the `artifactType` filter, for image and index subjects.
 
 use crate::check::{self, need, Step};
 use crate::ctx::{Ctx, Recorder};
 use crate::fixtures::{
     annotations_of, simple_image, unknown_digest, Blob, Doc, ManifestBuilder, ANNOTATION_KEY,
 };
-use crate::report::Category;
+use crate::report::{Category, Level};
 use imgflow::client::{RawResponse, OCI_FILTERS_APPLIED_HEADER};
 use imgflow::oci::{self, Digest, RepoName};
 use serde_json::Value;
@@ -187,21 +187,26 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
         matches(&r, &got, &want)
     })
     .await;
-    rec.case("discovery/referrers/filter-artifact-type", CAT, async {
-        let f = need(&fx, "setup")?;
-        let target = format!(
-            "/v2/{}/referrers/{}?artifactType={}",
-            f.repo, f.subject.digest, TYPE_B
-        );
-        let (got, r) = list(ctx, target).await?;
-        check::header_eq(&r, OCI_FILTERS_APPLIED_HEADER, "artifactType")?;
-        let want: Vec<&Expected> = f
-            .referrers
-            .iter()
-            .filter(|e| e.artifact_type == TYPE_B)
-            .collect();
-        matches(&r, &got, &want)
-    })
+    rec.case_at(
+        Level::Should,
+        "discovery/referrers/filter-artifact-type",
+        CAT,
+        async {
+            let f = need(&fx, "setup")?;
+            let target = format!(
+                "/v2/{}/referrers/{}?artifactType={}",
+                f.repo, f.subject.digest, TYPE_B
+            );
+            let (got, r) = list(ctx, target).await?;
+            check::header_eq(&r, OCI_FILTERS_APPLIED_HEADER, "artifactType")?;
+            let want: Vec<&Expected> = f
+                .referrers
+                .iter()
+                .filter(|e| e.artifact_type == TYPE_B)
+                .collect();
+            matches(&r, &got, &want)
+        },
+    )
     .await;
     rec.case("discovery/referrers/missing-subject-200", CAT, async {
         let f = need(&fx, "setup")?;
@@ -218,7 +223,7 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
         matches(&r, &got, &[&orphan])
     })
     .await;
-    rec.case("discovery/referrers/client-list", CAT, async {
+    rec.case_at(Level::Should, "discovery/referrers/client-list", CAT, async {
         let f = need(&fx, "setup")?;
         let found = ctx
             .client
@@ -235,6 +240,29 @@ pub async fn run(ctx: &Ctx, rec: &mut Recorder) {
                 found.filters_applied
             )))
         }
+    })
+    .await;
+    rec.case("discovery/referrers/index-subject", CAT, async {
+        // The subject may be an image index: its referrers are listed like any other.
+        let f = need(&fx, "setup")?;
+        let index = ManifestBuilder::index(vec![f.subject.platform_descriptor("amd64")])
+            .annotation(ANNOTATION_KEY, "index-subject")
+            .build();
+        ctx.push_doc(&f.repo, &index, Some("index-subject")).await?;
+        let signature =
+            ManifestBuilder::image(Blob::empty_json().descriptor(oci::OCI_EMPTY), vec![])
+                .artifact_type(TYPE_A)
+                .subject(index.descriptor())
+                .annotation(ANNOTATION_KEY, "of-index")
+                .build();
+        ctx.push_doc(&f.repo, &signature, None).await?;
+        let (got, r) = list(ctx, format!("/v2/{}/referrers/{}", f.repo, index.digest)).await?;
+        let want = Expected {
+            doc: signature,
+            artifact_type: TYPE_A,
+            label: "of-index",
+        };
+        matches(&r, &got, &[&want])
     })
     .await;
     rec.case("discovery/referrers/invalid-digest-400", CAT, async {

@@ -228,28 +228,37 @@ async fn full_disk_answers_507_leaves_nothing_keeps_serving_and_recovers() {
 
     let filler = Filler::fill(tmpfs.path().join("filler"), LEFT_FREE);
 
-    // 1. Monolithic push of a blob larger than the free space: POST ?digest=.
+    // 1. Monolithic push of a blob larger than the free space: POST ?digest=, over
+    //    HTTP/2 and over HTTP/1.1 (where the refused body must be drained for the client
+    //    to see the answer).
     let big = pseudo_random_bytes(TOO_BIG, 0xb16);
     let big_digest = sha256_digest(&big);
-    let r = api
-        .send(
-            "POST",
-            &format!("/v2/{REPO}/blobs/uploads/?digest={big_digest}"),
-            &[("Content-Type", "application/octet-stream")],
-            big.clone(),
-        )
-        .await;
-    assert_full(&r, "monolithic POST ?digest=");
-    assert_eq!(
-        files_in(&uploads),
-        [(session_file_name(&session_file), MIB as u64)],
-        "monolithic POST: only the earlier session's staging file may remain, unchanged"
-    );
-    assert_eq!(verify_blob_files(&data, &mut known), old_blobs);
-    let status = api
-        .head_status(&format!("/v2/{REPO}/blobs/{big_digest}"))
-        .await;
-    assert_eq!(status, 404, "the failed blob must not exist");
+    let http1 = Api {
+        client: http1_client(&server.ca_path()),
+        base: api.base.clone(),
+    };
+    for (proto, client) in [("HTTP/2", &api), ("HTTP/1.1", &http1)] {
+        let r = client
+            .send(
+                "POST",
+                &format!("/v2/{REPO}/blobs/uploads/?digest={big_digest}"),
+                &[("Content-Type", "application/octet-stream")],
+                big.clone(),
+            )
+            .await;
+        let ctx = format!("monolithic POST ?digest= over {proto}");
+        assert_full(&r, &ctx);
+        assert_eq!(
+            files_in(&uploads),
+            [(session_file_name(&session_file), MIB as u64)],
+            "{ctx}: only the earlier session's staging file may remain, unchanged"
+        );
+        assert_eq!(verify_blob_files(&data, &mut known), old_blobs, "{ctx}");
+        let status = api
+            .head_status(&format!("/v2/{REPO}/blobs/{big_digest}"))
+            .await;
+        assert_eq!(status, 404, "{ctx}: the failed blob must not exist");
+    }
 
     // 2. The chunked session: a chunk that does not fit is rolled back; the session keeps
     //    exactly its acknowledged bytes.
@@ -334,6 +343,20 @@ async fn full_disk_answers_507_leaves_nothing_keeps_serving_and_recovers() {
     assert_eq!(verify_blob_files(&data, &mut known), all);
     drop(server);
     drop(tmpfs);
+}
+
+/// An HTTPS client trusting only `ca` that speaks HTTP/1.1 only.
+fn http1_client(ca: &Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).expect("reading the CA");
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA PEM"))
+        .http1_only()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .expect("building an HTTP/1.1 client")
 }
 
 fn session_file_name(path: &Path) -> String {

@@ -3,6 +3,11 @@
 //!
 //! The same workflow also runs against CNCF Distribution, the reference implementation,
 //! so a failure that happens only with imgflow points at imgflow.
+//!
+//! dockerd treats `127.0.0.0/8` as an insecure registry and does not verify certificates
+//! there, so one more test puts the registry in a network namespace on a TEST-NET address
+//! reached over a veth pair, where dockerd verifies the certificate against
+//! `/etc/docker/certs.d/HOST:PORT/ca.crt`.
 
 mod common;
 
@@ -10,7 +15,7 @@ use std::path::Path;
 
 use common::{
     https_get, https_request, pseudo_random_bytes, sha256_digest, Distribution, DockerCertsGuard,
-    Dockerd, Registry, Server,
+    Dockerd, NetNs, Registry, Server,
 };
 
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
@@ -25,6 +30,85 @@ fn docker_push_pull_run_against_imgflow() {
 fn docker_push_pull_run_against_distribution() {
     let mut registry = Distribution::start();
     docker_workflow(&mut registry);
+}
+
+#[test]
+fn docker_verifies_the_registry_ca_on_a_non_loopback_address() {
+    // Guards drop in reverse order: certs.d entry, dockerd, server, then the namespace.
+    let ns = NetNs::create();
+    let server = Server::builder().netns(&ns).start();
+    let host_port = server.host_port();
+    assert_eq!(server.addr().ip(), ns.ns_ip(), "server address");
+    assert!(!server.addr().ip().is_loopback());
+    assert_ne!(
+        std::fs::read_link(format!("/proc/{}/ns/net", server.pid())).ok(),
+        std::fs::read_link("/proc/self/ns/net").ok(),
+        "the server must run inside the test's network namespace"
+    );
+    let certs_dir = Path::new("/etc/docker/certs.d").join(&host_port);
+    assert!(
+        !certs_dir.exists(),
+        "{} exists before the test installed it",
+        certs_dir.display()
+    );
+
+    // Reachable over the veth, and its generated certificate names the address (the
+    // harness passes no --tls-name here): a client trusting the CA verifies it, one
+    // trusting nothing refuses it.
+    let v2 = format!("{}/v2/", server.url());
+    let resp = https_get(&v2, &server.ca_path()).unwrap_or_else(|e| panic!("GET {v2}: {e}"));
+    assert_eq!(resp.status, 200, "GET {v2}");
+    let curl = std::process::Command::new(common::require_tool("curl"))
+        .args(["-sS", "--max-time", "30", "--noproxy", "*", &v2])
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .expect("running curl");
+    assert_eq!(
+        curl.status.code(),
+        Some(60),
+        "curl without the CA must fail verification: {}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+
+    let docker = Dockerd::start();
+    let base = "imgflow-e2e/busybox-netns:base";
+    docker.import_busybox(base);
+    let ctx = docker.work_dir().join("ctx-verified");
+    let message = format!("verified over {host_port}\n");
+    write_context(
+        &ctx,
+        &format!("FROM {base}\nCOPY msg.txt /msg.txt\nCMD [\"cat\", \"/msg.txt\"]\n"),
+        &[("msg.txt", message.as_bytes())],
+    );
+    let tag = format!("{host_port}/team/verified:1");
+    docker.docker(&["build", "--network", "none", "-t", &tag, &path_str(&ctx)]);
+    let built_id = image_id(&docker, &tag);
+
+    // Without the CA in certs.d dockerd refuses the certificate, and nothing arrives.
+    let refused = docker.docker_fails(&["push", &tag]);
+    assert!(
+        refused.contains("certificate signed by unknown authority"),
+        "push without the CA must fail certificate verification:\n{refused}"
+    );
+    let catalog = curl_json(&server, "/v2/_catalog");
+    assert_eq!(
+        catalog["repositories"],
+        serde_json::json!([]),
+        "nothing may be pushed over an unverified connection"
+    );
+
+    // With the CA installed for exactly HOST:PORT, push, pull back and run.
+    let certs = DockerCertsGuard::install(&host_port, &server.ca_path());
+    assert_eq!(certs.dir(), certs_dir);
+    let push = docker.docker(&["push", &tag]);
+    let digest = push_digest(&push);
+    check_manifest_and_blobs(&server, "team/verified", "1", &digest, 2);
+    docker.docker(&["rmi", &tag, base]);
+    let pull = docker.docker(&["pull", &tag]);
+    assert!(pull.contains(&format!("Digest: {digest}")), "{pull}");
+    assert_eq!(image_id(&docker, &tag), built_id, "image id changed");
+    let out = docker.docker(&["run", "--rm", "--network", "none", &tag]);
+    assert_eq!(out, message);
 }
 
 /// Files baked into the test image, with their expected contents.
@@ -341,4 +425,28 @@ fn curl_json(reg: &dyn Registry, path: &str) -> serde_json::Value {
             String::from_utf8_lossy(&out.stdout)
         )
     })
+}
+
+/// The namespace guard leaves nothing behind: no namespace, no veth, no address.
+#[test]
+fn netns_guard_removes_the_namespace_and_link() {
+    let ns = NetNs::create();
+    let (name, link, host_ip) = (
+        ns.name().to_string(),
+        ns.host_if().to_string(),
+        ns.host_ip(),
+    );
+    assert!(NetNs::exists(&name) && NetNs::link_exists(&link));
+    drop(ns);
+    assert!(!NetNs::exists(&name), "namespace {name} left behind");
+    assert!(!NetNs::link_exists(&link), "veth {link} left behind");
+    let addrs = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .expect("ip addr show");
+    let addrs = String::from_utf8_lossy(&addrs.stdout);
+    assert!(
+        !addrs.contains(&format!("{host_ip}/")),
+        "{host_ip} still configured:\n{addrs}"
+    );
 }

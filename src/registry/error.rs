@@ -7,6 +7,11 @@ use crate::storage::StorageError;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 
+/// The message of a 507 answer: the data volume (blobs, uploads or the metadata
+/// database) has no space left.
+pub const STORAGE_FULL_MESSAGE: &str =
+    "the registry's storage is full (no space left on its data volume); retry once space is freed";
+
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -81,6 +86,10 @@ impl ApiError {
                     vec![(header::RETRY_AFTER, "60".to_string())],
                 ),
                 S::Unsupported(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", none()),
+                // No OCI code means "out of space"; Distribution answers UNKNOWN too.
+                S::Io(_) | S::Db(_) | S::ObjectStore(_) if e.is_storage_full() => {
+                    (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN", none())
+                }
                 S::Io(_) | S::Db(_) | S::ObjectStore(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", none())
                 }
@@ -112,7 +121,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, extra) = self.parts();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::INSUFFICIENT_STORAGE {
+            tracing::error!(error = %self, "storage full");
+            STORAGE_FULL_MESSAGE.to_string()
+        } else if status.is_server_error() {
             tracing::error!(error = %self, "internal error");
             "internal server error; see the registry log".to_string()
         } else {
@@ -139,3 +151,98 @@ impl IntoResponse for ApiError {
 
 /// Result alias for handlers.
 pub type ApiResult<T = Response> = std::result::Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// Status, OCI code and message of the response `err` becomes.
+    async fn answer(err: StorageError) -> (StatusCode, String, String) {
+        let resp = ApiError::from(err).into_response();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let e = &json["errors"][0];
+        (
+            status,
+            e["code"].as_str().unwrap().to_string(),
+            e["message"].as_str().unwrap().to_string(),
+        )
+    }
+
+    fn os_error(errno: i32) -> std::io::Error {
+        std::io::Error::from_raw_os_error(errno)
+    }
+
+    #[tokio::test]
+    async fn full_disk_and_quota_are_507_with_a_clear_message() {
+        let full = [
+            StorageError::Io(os_error(libc::ENOSPC)),
+            StorageError::Io(os_error(libc::EDQUOT)),
+            // Wrapped once more, as the blocking-pool helpers do.
+            StorageError::Io(std::io::Error::other(os_error(libc::ENOSPC))),
+            StorageError::Db(sqlx::Error::Io(os_error(libc::ENOSPC))),
+            // object_store's local backend wraps its own error around the io::Error.
+            StorageError::ObjectStore(object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(std::io::Error::other(os_error(libc::EDQUOT))),
+            }),
+        ];
+        for err in full {
+            let what = format!("{err:?}");
+            let (status, code, message) = answer(err).await;
+            assert_eq!(status, StatusCode::INSUFFICIENT_STORAGE, "{what}");
+            assert_eq!(code, "UNKNOWN", "{what}");
+            assert_eq!(message, STORAGE_FULL_MESSAGE, "{what}");
+        }
+    }
+
+    #[tokio::test]
+    async fn other_io_errors_stay_500_without_details() {
+        for errno in [libc::EIO, libc::EACCES, libc::EROFS] {
+            let (status, code, message) = answer(StorageError::Io(os_error(errno))).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "errno {errno}");
+            assert_eq!(code, "UNKNOWN");
+            assert!(!message.contains("full"), "{message}");
+        }
+    }
+
+    /// A real `SQLITE_FULL` from SQLite: a database capped at a few pages runs out.
+    #[tokio::test]
+    async fn sqlite_full_is_507() {
+        use sqlx::ConnectOptions;
+        let mut conn = "sqlite::memory:"
+            .parse::<sqlx::sqlite::SqliteConnectOptions>()
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (b BLOB)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA max_page_count = 4")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let err = sqlx::query("INSERT INTO t VALUES (zeroblob(1000000))")
+            .execute(&mut conn)
+            .await
+            .expect_err("a 1 MB row cannot fit in 4 pages");
+        let err = StorageError::Db(err);
+        assert!(err.is_storage_full(), "{err:?}");
+        let (status, code, _) = answer(err).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::INSUFFICIENT_STORAGE, "UNKNOWN")
+        );
+        // Other database errors are not mistaken for a full disk.
+        let err = sqlx::query("INSERT INTO missing VALUES (1)")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        let (status, _, _) = answer(StorageError::Db(err)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

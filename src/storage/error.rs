@@ -90,6 +90,45 @@ pub enum StorageError {
     ObjectStore(#[from] object_store::Error),
 }
 
+/// SQLite's primary result code `SQLITE_FULL` ("database or disk is full").
+const SQLITE_FULL: i32 = 13;
+
+impl StorageError {
+    /// Whether the data volume is full or over quota: `ENOSPC` or `EDQUOT` from the file
+    /// system, or `SQLITE_FULL` from the metadata database, anywhere in the source chain
+    /// (object_store and sqlx wrap the underlying `io::Error`).
+    pub fn is_storage_full(&self) -> bool {
+        chain_is_full(self)
+    }
+}
+
+/// Looks at `err`, everything it wraps, and its sources.
+fn chain_is_full(err: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(io) = err.downcast_ref::<std::io::Error>() {
+        let errno = io.raw_os_error();
+        if errno == Some(libc::ENOSPC)
+            || errno == Some(libc::EDQUOT)
+            || io.kind() == std::io::ErrorKind::StorageFull
+        {
+            return true;
+        }
+        // `io::Error::source` skips a custom error's own value; look at it directly.
+        if let Some(inner) = io.get_ref() {
+            if chain_is_full(inner) {
+                return true;
+            }
+        }
+    }
+    if let Some(sqlx::Error::Database(db)) = err.downcast_ref::<sqlx::Error>() {
+        // sqlx reports SQLite's extended code; the primary code is its low byte.
+        let code = db.code().and_then(|c| c.parse::<i32>().ok());
+        if code.is_some_and(|c| c & 0xff == SQLITE_FULL) {
+            return true;
+        }
+    }
+    err.source().is_some_and(chain_is_full)
+}
+
 impl From<tokio::task::JoinError> for StorageError {
     /// A blocking file operation panicked or was cancelled.
     fn from(e: tokio::task::JoinError) -> Self {

@@ -1,14 +1,16 @@
 //! Shared harness for imgflow's integration tests.
 //!
 //! Every test binary includes this module with `mod common;`. It starts real processes
-//! (`imgflow serve`, CNCF Distribution, a private dockerd, skopeo) on loopback addresses and
-//! stops them from `Drop` guards, so a panicking test never leaks a server.
+//! (`imgflow serve`, CNCF Distribution, a private dockerd, skopeo) on loopback addresses, or
+//! in a network namespace the test creates ([`netns`]), and stops them from `Drop` guards,
+//! so a panicking test never leaks a server, a mount or a namespace.
 //!
 //! Not every test binary uses every helper, hence the `dead_code` allowance below.
 #![allow(dead_code)]
 
 pub mod distribution;
 pub mod dockerd;
+pub mod netns;
 pub mod oci_api;
 pub mod oci_layout;
 pub mod process;
@@ -25,6 +27,8 @@ use std::path::{Path, PathBuf};
 pub use distribution::Distribution;
 #[allow(unused_imports)]
 pub use dockerd::{DockerCertsGuard, Dockerd};
+#[allow(unused_imports)]
+pub use netns::NetNs;
 #[allow(unused_imports)]
 pub use server::{Server, ServerBuilder};
 #[allow(unused_imports)]

@@ -8,6 +8,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use super::netns::NetNs;
 use super::process::{dump_log_on_panic, log_file, no_proxy_env, terminate, wait_timeout};
 use super::{tail_file, Registry};
 
@@ -27,6 +28,7 @@ pub struct ServerBuilder {
     extra_args: Vec<OsString>,
     envs: Vec<(OsString, OsString)>,
     default_args: bool,
+    netns: Option<String>,
 }
 
 impl ServerBuilder {
@@ -35,6 +37,15 @@ impl ServerBuilder {
     pub fn ip(mut self, ip: Ipv4Addr) -> Self {
         assert!(ip.is_loopback(), "tests only listen on 127.0.0.0/8");
         self.ip = ip;
+        self
+    }
+
+    /// Run the server inside network namespace `ns` (under `ip netns exec`), listening on
+    /// the namespace's end of its veth link, a non-loopback TEST-NET address. No
+    /// `--tls-name` is passed: the server itself must cover its listen address.
+    pub fn netns(mut self, ns: &NetNs) -> Self {
+        self.netns = Some(ns.name().to_string());
+        self.ip = ns.ns_ip();
         self
     }
 
@@ -148,6 +159,7 @@ impl Server {
             extra_args: Vec::new(),
             envs: Vec::new(),
             default_args: true,
+            netns: None,
         }
     }
 
@@ -158,7 +170,15 @@ impl Server {
 
     fn spawn(&mut self) -> Result<(), String> {
         let b = &self.builder;
-        let mut cmd = Command::new(Server::binary());
+        let mut cmd = match &b.netns {
+            // `ip netns exec` execs the binary: the child is the server itself.
+            Some(name) => {
+                let mut cmd = Command::new(super::require_tool("ip"));
+                cmd.args(["netns", "exec", name]).arg(Server::binary());
+                cmd
+            }
+            None => Command::new(Server::binary()),
+        };
         cmd.arg("serve");
         if b.default_args {
             let port = self.addr.map(|a| a.port()).unwrap_or(b.port);
@@ -170,7 +190,7 @@ impl Server {
                 .arg(&self.certs_dir);
             // The generated certificate covers 127.0.0.1; other loopback addresses must
             // be named explicitly.
-            if b.ip != Ipv4Addr::LOCALHOST {
+            if b.ip != Ipv4Addr::LOCALHOST && b.netns.is_none() {
                 cmd.arg("--tls-name").arg(b.ip.to_string());
             }
         }

@@ -385,7 +385,6 @@ async fn full_registry() -> (Tmpfs, Server, Api, Old, Filler) {
 /// creates `uploads/<id>` before inserting the session row and leaves it when the insert
 /// fails. The storage rewrite on main (3087a9a) passes it; un-ignore after the merge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the storage rewrite on main: start_upload here leaves uploads/<id> on SQLITE_FULL"]
 async fn refused_upload_start_leaves_no_staging_file() {
     let (tmpfs, server, api, old, filler) = full_registry().await;
     let uploads = server.data_dir().join("uploads");
@@ -419,7 +418,6 @@ async fn refused_upload_start_leaves_no_staging_file() {
 /// publishes it under the digest: HEAD 200 with the full size, GET 500. The storage
 /// rewrite on main (3087a9a) ends the session instead and passes; un-ignore after the merge.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the storage rewrite on main: a retried PUT here publishes an empty blob file"]
 async fn refused_commit_is_retried_with_the_right_content() {
     let tmpfs = Tmpfs::mount(TMPFS_MIB);
     let server = Server::builder()

@@ -420,13 +420,22 @@ impl Storage {
                 .await
                 .map_err(Outcome::Reopen)?;
         }
-        // From here the staging file is gone: any failure ends the session (a blob
-        // file left without its row is removed by the orphan sweep).
-        self.inner
+        // From here the staging file is gone: any failure ends the session. A blob
+        // file just published without its row is removed at once, still under the
+        // digest's lock (or, after a crash, by the orphan sweep).
+        if let Err(e) = self
+            .inner
             .db
             .add_blob(&repo, digest, size, Some(&s.id))
             .await
-            .map_err(Outcome::Ended)?;
+        {
+            if held.is_none() {
+                if let Err(err) = self.inner.blobs.delete(digest).await {
+                    tracing::warn!(%digest, %err, "could not remove an unrecorded blob file");
+                }
+            }
+            return Err(Outcome::Ended(e));
+        }
         self.inner.cache.changed(&repo);
         self.inner.sessions.end(s, State::Committed);
         if held.is_none() {

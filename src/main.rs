@@ -3,6 +3,8 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use imgflow::config::Config;
+use imgflow::registry::budget::ManifestBudget;
+use imgflow::registry::headers::MinRate;
 use imgflow::registry::{self, AppState};
 use imgflow::server::{self, ServeOptions};
 use imgflow::storage::{Storage, StorageOptions};
@@ -125,6 +127,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         storage,
         public_url,
         body_idle_timeout: Duration::from_secs(cfg.server.body_idle_timeout_secs),
+        min_upload_rate: MinRate {
+            bytes_per_sec: cfg.server.min_upload_rate_bytes_per_sec,
+            grace: Duration::from_secs(cfg.server.min_upload_rate_grace_secs),
+            window: Duration::from_secs(cfg.server.min_upload_rate_window_secs.max(1)),
+        },
+        manifest_budget: ManifestBudget::new(
+            cfg.server.manifest_budget_bytes,
+            Duration::from_secs(cfg.server.manifest_budget_wait_secs),
+        ),
     });
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -140,6 +151,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
         shutdown_grace: Duration::from_secs(cfg.server.shutdown_grace_secs),
         max_connections: cfg.server.max_connections,
+        max_header_bytes: cfg.server.max_header_bytes,
+        idle_timeout: Duration::from_secs(cfg.server.idle_timeout_secs),
     };
     server::serve(listener, tls_config, app, opts, shutdown_signal()).await?;
     tracing::info!("stopped");

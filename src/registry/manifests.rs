@@ -7,7 +7,6 @@ use crate::oci::{Reference, RepoName, Tag};
 use crate::storage::StorageError;
 use axum::body::Body;
 use http::{header, HeaderMap, StatusCode};
-use http_body_util::{BodyExt, Limited};
 
 /// Whether a client that sent `accept` takes a manifest of `media_type`. A client that
 /// names no manifest media type at all (no header, `*/*`, `application/json`) takes any.
@@ -73,19 +72,8 @@ pub(super) async fn put(
     body: Body,
 ) -> ApiResult {
     let limit = app.storage.max_manifest_bytes();
-    let too_large = |size| StorageError::ManifestTooLarge { size, limit };
-    if let Some(len) = super::headers::content_length(headers)? {
-        if len > limit {
-            return Err(too_large(len).into());
-        }
-    }
-    let bytes = match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(too_large(limit + 1).into())
-        }
-        Err(e) => return Err(ApiError::UploadInvalid(format!("manifest body: {e}"))),
-    };
+    let (bytes, _reserved) =
+        super::budget::read_manifest(&app.manifest_budget, headers, body, limit).await?;
     let tags = query
         .all("tag")
         .iter()

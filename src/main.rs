@@ -52,7 +52,28 @@ struct ServeArgs {
     tls_names: Vec<String>,
 }
 
+/// glibc allocator settings that keep the heap small under many concurrent clients:
+/// at most [`MALLOC_ARENAS`] arenas (by default glibc makes up to 8 per core, each
+/// keeping its own freed memory), and a fixed mmap threshold so that large buffers
+/// (upload and read buffers of 128 KiB and more) are mapped and unmapped, not left in an
+/// arena after use (glibc otherwise raises the threshold after the first such free).
+/// Runs before any thread starts.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+    }
+}
+
+/// glibc malloc arenas (see [`tune_allocator`]).
+const MALLOC_ARENAS: i32 = 2;
+/// Allocations of at least this many bytes get their own mapping (see [`tune_allocator`]).
+const MALLOC_MMAP_THRESHOLD: i32 = 128 * 1024;
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::DefaultConfig => {

@@ -55,6 +55,11 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
 }
 
+/// Largest HTTP/1.1 read (and write-coalescing) buffer of a connection, unless the header
+/// limit needs more. hyper's default (~400 KiB) lets each uploading connection keep a
+/// buffer that large; TLS records are at most 16 KiB, so 64 KiB costs no throughput.
+const H1_MAX_BUF: usize = 64 << 10;
+
 /// How often a warning sums up the connections refused over `max_connections`.
 const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -101,13 +106,15 @@ pub async fn serve(
     h1.timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
         .max_header_size(opts.max_header_bytes)
+        .max_buf_size(opts.max_header_bytes.max(H1_MAX_BUF))
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
-        // Flow-control windows bound what one client can make us buffer.
-        .initial_stream_window_size(1 << 20)
-        .initial_connection_window_size(2 << 20)
-        .max_frame_size(256 << 10)
+        // Flow-control windows bound what a client can make us buffer unasked (an upload
+        // waiting for a slot holds its window): 64 KiB per stream, 128 KiB per connection,
+        // ~400 MB/s per connection at a LAN's 0.3 ms round trip.
+        .initial_stream_window_size(64 << 10)
+        .initial_connection_window_size(128 << 10)
         .max_concurrent_streams(100)
         .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))

@@ -8,11 +8,13 @@
 //! answered `429 TOOMANYREQUESTS` with a `Retry-After` header.
 
 use super::error::ApiError;
+use super::headers::body_stream;
+use super::AppState;
 use crate::storage::StorageError;
 use axum::body::Body;
 use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 use http::HeaderMap;
-use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -61,14 +63,16 @@ impl ManifestBudget {
     }
 }
 
-/// Read a manifest body of at most `limit` bytes within `budget`. The reservation must
+/// Read a manifest `PUT`'s body, of at most the manifest size limit, within the shared
+/// budget. The body is subject to the same idle timeout and minimum rate as uploads, so
+/// a stalled client cannot hold its share of the budget for long. The reservation must
 /// be kept for as long as the bytes are.
 pub(super) async fn read_manifest(
-    budget: &ManifestBudget,
+    app: &AppState,
     headers: &HeaderMap,
-    mut body: Body,
-    limit: u64,
+    body: Body,
 ) -> Result<(Bytes, Reservation), ApiError> {
+    let limit = app.storage.max_manifest_bytes();
     let too_large = |size| StorageError::ManifestTooLarge { size, limit };
     let announced = super::headers::content_length(headers)?;
     if let Some(len) = announced {
@@ -77,14 +81,12 @@ pub(super) async fn read_manifest(
         }
     }
     let cap = announced.unwrap_or(limit);
-    let reservation = budget.reserve(cap).await?;
+    let reservation = app.manifest_budget.reserve(cap).await?;
+    let mut body = body_stream(body, app.body_idle_timeout, app.min_upload_rate);
     // Content-Length known: exactly that much is held; otherwise grow up to the limit.
     let mut buf = BytesMut::with_capacity(announced.unwrap_or(64 << 10).min(cap) as usize);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::UploadInvalid(format!("manifest body: {e}")))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
+    while let Some(data) = body.next().await {
+        let data = data.map_err(|e| StorageError::BodyFailed(format!("manifest body: {e}")))?;
         let size = (buf.len() + data.len()) as u64;
         if size > cap {
             return Err(match announced {

@@ -71,9 +71,7 @@ pub(super) async fn put(
     query: &Query,
     body: Body,
 ) -> ApiResult {
-    let limit = app.storage.max_manifest_bytes();
-    let (bytes, _reserved) =
-        super::budget::read_manifest(&app.manifest_budget, headers, body, limit).await?;
+    let (bytes, _reserved) = super::budget::read_manifest(app, headers, body).await?;
     let tags = query
         .all("tag")
         .iter()

@@ -9,6 +9,7 @@
 
 pub mod distribution;
 pub mod dockerd;
+pub mod load;
 pub mod oci_api;
 pub mod oci_layout;
 pub mod process;

@@ -63,7 +63,7 @@ async fn peak_under_load(clients: usize, secs: u64) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn peak_memory_is_bounded_and_flat_from_64_to_200_clients() {
+async fn peak_memory_is_bounded_with_64_and_200_clients() {
     let p64 = peak_under_load(64, 10).await;
     let p200 = peak_under_load(200, 10).await;
     for (clients, peak) in [(64, p64), (200, p200)] {
@@ -456,4 +456,27 @@ async fn manifest_budget_answers_429_when_spent() {
         assert!(Instant::now() < deadline, "budget not given back");
     }
     assert_eq!(api.tags(REPO).await, vec!["v1".to_string()]);
+}
+
+/// Not a test: the load generator of `bench/rss.sh`, against any registry. Configured by
+/// `LOAD_URL`, `LOAD_CA`, `LOAD_CLIENTS` and `LOAD_SECS`; prints one `load:` line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load generator for bench/rss.sh, run by hand"]
+async fn bench_load() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    let load = Load {
+        base: var("LOAD_URL"),
+        clients: var("LOAD_CLIENTS").parse().expect("LOAD_CLIENTS"),
+        duration: Duration::from_secs(var("LOAD_SECS").parse().expect("LOAD_SECS")),
+        blob_size: 256 << 10,
+    };
+    let r = load.run(std::path::Path::new(&var("LOAD_CA"))).await;
+    println!(
+        "load: clients={} ok={} failed={} secs={:.1} first_failures={:?}",
+        load.clients,
+        r.ok,
+        r.failed,
+        r.took.as_secs_f64(),
+        r.first_failures
+    );
 }

@@ -69,6 +69,75 @@ async fn call(req: reqwest::RequestBuilder, want: u16, what: &str) -> Result<usi
     Ok(body.len())
 }
 
+/// One round: push the blob (`POST`, then `PUT ?digest=` with the body, which every
+/// registry supports), push the manifest, pull both. Requests ok, or those and the error.
+async fn round(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    blob: &[u8],
+    digest: &str,
+    manifest: &[u8],
+) -> Result<u64, (u64, String)> {
+    let mut ok = 0;
+    let fail = |ok, e| (ok, e);
+    let start = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .map_err(|e| fail(ok, format!("start upload: {e}")))?;
+    let status = start.status().as_u16();
+    let location = start
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let _ = start.bytes().await;
+    let location = match (status, location) {
+        (202, Some(l)) => l,
+        _ => return Err(fail(ok, format!("start upload: HTTP {status}"))),
+    };
+    ok += 1;
+    let location = if location.starts_with("https://") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let steps = [
+        (
+            c.put(format!("{location}{sep}digest={digest}"))
+                .header("Content-Type", "application/octet-stream")
+                .body(blob.to_vec()),
+            201,
+            "push blob",
+        ),
+        (
+            c.put(format!("{base}/v2/{repo}/manifests/latest"))
+                .header("Content-Type", OCI_MANIFEST)
+                .body(manifest.to_vec()),
+            201,
+            "push manifest",
+        ),
+        (
+            c.get(format!("{base}/v2/{repo}/manifests/latest"))
+                .header("Accept", OCI_MANIFEST),
+            200,
+            "pull manifest",
+        ),
+        (
+            c.get(format!("{base}/v2/{repo}/blobs/{digest}")),
+            200,
+            "pull blob",
+        ),
+    ];
+    for (req, want, what) in steps {
+        call(req, want, what).await.map_err(|e| fail(ok, e))?;
+        ok += 1;
+    }
+    Ok(ok)
+}
+
 /// One client's rounds until `deadline`: (requests ok, failures).
 async fn one_client(
     base: String,
@@ -84,42 +153,13 @@ async fn one_client(
     let repo = format!("load/c{index}");
     let (mut ok, mut failed) = (0u64, Vec::new());
     while Instant::now() < deadline {
-        let steps = [
-            (
-                c.post(format!("{base}/v2/{repo}/blobs/uploads/?digest={digest}"))
-                    .header("Content-Type", "application/octet-stream")
-                    .body(blob.clone()),
-                201,
-                "push blob",
-            ),
-            (
-                c.put(format!("{base}/v2/{repo}/manifests/latest"))
-                    .header("Content-Type", OCI_MANIFEST)
-                    .body(manifest.clone()),
-                201,
-                "push manifest",
-            ),
-            (
-                c.get(format!("{base}/v2/{repo}/manifests/latest"))
-                    .header("Accept", OCI_MANIFEST),
-                200,
-                "pull manifest",
-            ),
-            (
-                c.get(format!("{base}/v2/{repo}/blobs/{digest}")),
-                200,
-                "pull blob",
-            ),
-        ];
-        for (req, want, what) in steps {
-            match call(req, want, what).await {
-                Ok(_) => ok += 1,
-                Err(e) => {
-                    failed.push(format!("client {index}: {e}"));
-                    // Back off a little so a broken server is not hammered in a tight loop.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    break;
-                }
+        match round(&c, &base, &repo, &blob, &digest, &manifest).await {
+            Ok(n) => ok += n,
+            Err((n, e)) => {
+                ok += n;
+                failed.push(format!("client {index}: {e}"));
+                // Back off a little so a broken server is not hammered in a tight loop.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }

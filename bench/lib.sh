@@ -217,3 +217,84 @@ cpu_busy() {
     b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
     echo "$a $b" | awk '{ busy = $3 - $1; idle = $4 - $2; printf "%.0f", 100 * busy / (busy + idle + 1e-9) }'
 }
+
+# ---------------------------------------------------------------- the two systems
+# start_distribution DIR / start_imgflow DIR: start one system with its data in DIR; sets CA, BASE and
+# GROUPS_ARGS (name=pid of each server process tree, for rsspoll.py). Uses T, REPO, IMGFLOW_BIN.
+start_distribution() {
+    local S=$1 rport nport
+    rport=$(free_port)
+    nport=$(free_port)
+    mkdir -p "$S/storage" "$S/nginx"
+    cat >"$S/registry.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $S/storage
+  cache:
+    blobdescriptor: inmemory
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$rport
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+    spawn "$S/registry.log" docker-registry serve "$S/registry.yml"
+    REGISTRY_PID=$SPAWNED
+    wait_ready "http://127.0.0.1:$rport/v2/"
+    make_certs "$S/nginx/certs"
+    nginx_conf "$S/nginx" "$nport" "        client_max_body_size 0;
+        chunked_transfer_encoding on;
+        location /v2/ {
+            proxy_pass http://registry_upstream;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host \$http_host;
+            proxy_set_header X-Real-IP \$remote_addr;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_read_timeout 900;
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }"
+    # The upstream block belongs to http{}, not server{}: insert it before the server block.
+    sed -i "s|^    server {|    upstream registry_upstream { server 127.0.0.1:$rport; keepalive 64; }\n    server {|" \
+        "$S/nginx/nginx.conf"
+    start_nginx "$S/nginx"
+    CA=$S/nginx/certs/ca.crt BASE=https://127.0.0.1:$nport
+    wait_ready "$BASE/v2/" --cacert "$CA"
+    GROUPS_ARGS=("registry=$REGISTRY_PID" "nginx=$NGINX_PID")
+    put distribution.version "$(docker-registry --version | awk '{ print $NF }'), nginx $(nginx -v 2>&1 | cut -d/ -f2)"
+}
+
+start_imgflow() {
+    local S=$1 i url=""
+    if [[ ! -x $IMGFLOW_BIN ]]; then
+        log "building imgflow (cargo build --release) since $IMGFLOW_BIN is missing"
+        (cd "$REPO" && cargo build --release) >"$S.build.log" 2>&1 || die "cargo build --release failed: $(tail -20 "$S.build.log")"
+    fi
+    mkdir -p "$S"
+    "$IMGFLOW_BIN" serve --listen 127.0.0.1:0 --data-dir "$S/data" --certs-dir "$S/certs" \
+        >"$S/stdout.log" 2>"$S/stderr.log" 9>&- &
+    IMGFLOW_PID=$!
+    echo "$IMGFLOW_PID" >>"$T/pids"
+    for ((i = 0; i < 600; i++)); do
+        url=$(sed -n 's|^imgflow: listening on \(https://127\.0\.0\.1:[0-9]*\)$|\1|p' "$S/stdout.log" 2>/dev/null | head -1)
+        [[ -n $url ]] && break
+        kill -0 "$IMGFLOW_PID" 2>/dev/null || die "imgflow serve exited: $(tail -20 "$S/stderr.log")"
+        sleep 0.1
+    done
+    [[ -n $url ]] || die "imgflow serve printed no listening line in 60 s: $(tail -20 "$S/stderr.log")"
+    CA=$S/certs/ca.crt BASE=$url
+    wait_ready "$BASE/v2/" --cacert "$CA"
+    GROUPS_ARGS=("imgflow=$IMGFLOW_PID")
+    put imgflow.version "$("$IMGFLOW_BIN" --version 2>/dev/null || echo unknown) ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit'))"
+}

@@ -58,8 +58,22 @@ pub struct ServerConfig {
     pub body_idle_timeout_secs: u64,
     /// Shutdown grace period in seconds.
     pub shutdown_grace_secs: u64,
-    /// Connections served at once.
+    /// Connections served at once; more are refused.
     pub max_connections: usize,
+    /// Largest request header block in bytes.
+    pub max_header_bytes: usize,
+    /// Idle HTTP/2 connection timeout in seconds.
+    pub idle_timeout_secs: u64,
+    /// Minimum average upload body rate in bytes per second (0: none).
+    pub min_upload_rate_bytes_per_sec: u64,
+    /// Seconds an upload body is never cut for its rate.
+    pub min_upload_rate_grace_secs: u64,
+    /// Seconds the upload rate is averaged over.
+    pub min_upload_rate_window_secs: u64,
+    /// Memory shared by all manifest bodies being received, in bytes.
+    pub manifest_budget_bytes: u64,
+    /// Seconds a manifest PUT waits for room in the budget before a 429.
+    pub manifest_budget_wait_secs: u64,
 }
 
 /// `[tls]`.
@@ -154,6 +168,15 @@ mod tests {
         assert_eq!(c.tls.certs_dir, PathBuf::from("certs"));
         assert_eq!(c.storage.data_dir, PathBuf::from("data"));
         assert_eq!(c.storage.max_manifest_bytes, 4 * 1024 * 1024);
+        assert_eq!(c.server.max_header_bytes, 64 * 1024);
+        assert_eq!(c.server.idle_timeout_secs, 60);
+        assert_eq!(c.server.min_upload_rate_bytes_per_sec, 1024);
+        assert_eq!(c.server.min_upload_rate_grace_secs, 60);
+        assert_eq!(c.server.min_upload_rate_window_secs, 30);
+        assert_eq!(c.server.manifest_budget_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.server.manifest_budget_wait_secs, 5);
+        // The budget holds several manifests of the largest size.
+        assert!(c.server.manifest_budget_bytes >= 4 * c.storage.max_manifest_bytes);
         // The repository's config/registry.toml is the embedded default.
         let on_disk = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("config/registry.toml"),

@@ -3,6 +3,8 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use imgflow::config::Config;
+use imgflow::registry::budget::ManifestBudget;
+use imgflow::registry::headers::MinRate;
 use imgflow::registry::{self, AppState};
 use imgflow::server::{self, ServeOptions};
 use imgflow::storage::{Storage, StorageOptions, UploadLimits};
@@ -50,7 +52,28 @@ struct ServeArgs {
     tls_names: Vec<String>,
 }
 
+/// glibc allocator settings that keep the heap small under many concurrent clients:
+/// at most [`MALLOC_ARENAS`] arenas (by default glibc makes up to 8 per core, each
+/// keeping its own freed memory), and a fixed mmap threshold so that large buffers
+/// (upload and read buffers of 128 KiB and more) are mapped and unmapped, not left in an
+/// arena after use (glibc otherwise raises the threshold after the first such free).
+/// Runs before any thread starts.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+    }
+}
+
+/// glibc malloc arenas (see [`tune_allocator`]).
+const MALLOC_ARENAS: i32 = 2;
+/// Allocations of at least this many bytes get their own mapping (see [`tune_allocator`]).
+const MALLOC_MMAP_THRESHOLD: i32 = 128 * 1024;
+
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Command::DefaultConfig => {
@@ -130,6 +153,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         storage,
         public_url,
         body_idle_timeout: Duration::from_secs(cfg.server.body_idle_timeout_secs),
+        min_upload_rate: MinRate {
+            bytes_per_sec: cfg.server.min_upload_rate_bytes_per_sec,
+            grace: Duration::from_secs(cfg.server.min_upload_rate_grace_secs),
+            window: Duration::from_secs(cfg.server.min_upload_rate_window_secs.max(1)),
+        },
+        manifest_budget: ManifestBudget::new(
+            cfg.server.manifest_budget_bytes,
+            Duration::from_secs(cfg.server.manifest_budget_wait_secs),
+        ),
     });
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -145,6 +177,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         header_read_timeout: Duration::from_secs(cfg.server.header_read_timeout_secs),
         shutdown_grace: Duration::from_secs(cfg.server.shutdown_grace_secs),
         max_connections: cfg.server.max_connections,
+        max_header_bytes: cfg.server.max_header_bytes,
+        idle_timeout: Duration::from_secs(cfg.server.idle_timeout_secs),
     };
     server::serve(listener, tls_config, app, opts, shutdown_signal()).await?;
     tracing::info!("stopped");

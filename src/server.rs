@@ -3,35 +3,93 @@
 //! The protocol follows the ALPN the client negotiated (`h2`, else HTTP/1.1).
 //! Timeouts guard against clients that hold resources without making progress: a
 //! TLS handshake must finish within its timeout, the first bytes of a connection and
-//! every request's headers (and with them idle keep-alive connections) within theirs. Request bodies have no overall
-//! deadline, so a slow multi-GiB upload that keeps sending is never cut; the
-//! registry abandons a body only after it stays silent (see
+//! every request's headers (and with them idle HTTP/1.1 keep-alive connections) within
+//! theirs, and an HTTP/2 connection with no request in flight is closed after the idle
+//! timeout even when it answers PINGs. Request bodies have no overall deadline, so a
+//! slow multi-GiB upload that keeps sending is never cut; the registry abandons a body
+//! only after it stays silent or falls below the minimum rate (see
 //! [`crate::registry::headers::body_stream`]).
+//!
+//! Memory is bounded by configuration whatever clients do: at most `max_connections`
+//! connections are served (further clients are accepted and closed at once, rather
+//! than left waiting in the listen backlog), and request headers are limited to
+//! `max_header_bytes` (HTTP/1.1 answers `431`; on HTTP/2 the limit is announced as
+//! `SETTINGS_MAX_HEADER_LIST_SIZE` and a larger header block gets a `431` response
+//! after which the stream is reset, without reaching the registry).
 
+mod activity;
+
+use crate::registry::ClientAddr;
+use activity::Activity;
 use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 /// Listener settings.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Time allowed for the TLS handshake.
     pub handshake_timeout: Duration,
-    /// Time allowed to send request headers (and idle time of keep-alive connections).
+    /// Time allowed to send request headers (and idle time of HTTP/1.1 keep-alive
+    /// connections).
     pub header_read_timeout: Duration,
     /// Time in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
-    /// Connections served at once; further clients wait in the listen backlog.
+    /// Connections served at once; further clients are accepted and closed at once.
     pub max_connections: usize,
+    /// Largest request header block (request line or pseudo-headers included), in bytes.
+    pub max_header_bytes: usize,
+    /// An HTTP/2 connection with no request in flight for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+/// Largest HTTP/1.1 read (and write-coalescing) buffer of a connection, unless the header
+/// limit needs more. hyper's default (~400 KiB) lets each uploading connection keep a
+/// buffer that large; TLS records are at most 16 KiB, so 64 KiB costs no throughput.
+const H1_MAX_BUF: usize = 64 << 10;
+
+/// How often a warning sums up the connections refused over `max_connections`.
+const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Counts connections refused for lack of a slot: each at debug level, with a warning
+/// at most every [`REFUSAL_WARN_EVERY`].
+struct Refusals {
+    total: u64,
+    unreported: u64,
+    last_warn: Option<Instant>,
+}
+
+impl Refusals {
+    fn note(&mut self, peer: SocketAddr, max: usize) {
+        self.total += 1;
+        self.unreported += 1;
+        tracing::debug!(%peer, max_connections = max, "connection refused: all slots busy");
+        if self
+            .last_warn
+            .is_none_or(|t| t.elapsed() >= REFUSAL_WARN_EVERY)
+        {
+            tracing::warn!(
+                refused = self.unreported,
+                total = self.total,
+                max_connections = max,
+                "refusing connections: server.max_connections reached"
+            );
+            self.unreported = 0;
+            self.last_warn = Some(Instant::now());
+        }
+    }
 }
 
 /// Serve `app` over TLS on `listener` until `shutdown` resolves, then drain.
@@ -43,32 +101,34 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
-    let graceful = GracefulShutdown::new();
+    let (stop_tx, stop_rx) = watch::channel(false);
     let mut h1 = http1::Builder::new();
     h1.timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout)
+        .max_header_size(opts.max_header_bytes)
+        .max_buf_size(opts.max_header_bytes.max(H1_MAX_BUF))
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
-        // Flow-control windows bound what one client can make us buffer.
-        .initial_stream_window_size(1 << 20)
-        .initial_connection_window_size(2 << 20)
-        .max_frame_size(256 << 10)
+        // Flow-control windows bound what a client can make us buffer unasked (an upload
+        // waiting for a slot holds its window): 64 KiB per stream, 128 KiB per connection,
+        // ~400 MB/s per connection at a LAN's 0.3 ms round trip.
+        .initial_stream_window_size(64 << 10)
+        .initial_connection_window_size(128 << 10)
         .max_concurrent_streams(100)
+        .max_header_list_size(u32::try_from(opts.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     let builders = Arc::new((h1, h2));
-    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let max = opts.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    let mut refusals = Refusals {
+        total: 0,
+        unreported: 0,
+        last_warn: None,
+    };
     tokio::pin!(shutdown);
     loop {
-        // Memory stays bounded however many clients come: wait for a free slot first.
-        let permit = tokio::select! {
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(x) => x,
@@ -81,11 +141,18 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Memory stays bounded however many clients come; a client past the limit is
+        // told at once (its connection closes) instead of hanging in the backlog.
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            refusals.note(peer, max);
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let builders = builders.clone();
         let app = app.clone();
-        let watcher = graceful.watcher();
+        let stop = stop_rx.clone();
         let opts = opts.clone();
         tokio::spawn(async move {
             let _permit = permit;
@@ -114,15 +181,22 @@ pub async fn serve(
                 }
             }
             let io = TokioIo::new(io);
-            let service = TowerToHyperService::new(app);
+            let client = ClientAddr::new(peer);
             let result = if is_h2 {
-                watcher
-                    .watch(builders.1.serve_connection(io, service))
-                    .await
+                let activity = Arc::new(Activity::default());
+                let service = service(app, client, Some(activity.clone()));
+                let conn = builders.1.serve_connection(io, service);
+                let idle = async move {
+                    activity.idle_for(opts.idle_timeout).await;
+                    tracing::debug!(%peer, "closing an idle HTTP/2 connection");
+                };
+                drive(conn, http2::Connection::graceful_shutdown, idle, stop).await
             } else {
-                watcher
-                    .watch(builders.0.serve_connection(io, service))
-                    .await
+                // HTTP/1.1 idle keep-alive is bounded by the header read timeout.
+                let service = service(app, client, None);
+                let conn = builders.0.serve_connection(io, service);
+                let never = std::future::pending::<()>();
+                drive(conn, http1::Connection::graceful_shutdown, never, stop).await
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -130,11 +204,69 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a slot: all slots free means all connections closed.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = slots.acquire_many(all) => tracing::info!("all connections closed"),
         () = tokio::time::sleep(opts.shutdown_grace) => {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
     }
     Ok(())
+}
+
+/// The per-connection service: the registry, with the client's address in every
+/// request's extensions and, on HTTP/2, every request counted in `activity`.
+fn service(
+    app: Router,
+    client: ClientAddr,
+    activity: Option<Arc<Activity>>,
+) -> impl hyper::service::Service<
+    http::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
+        req.extensions_mut().insert(client);
+        let in_flight = activity.as_ref().map(Activity::begin);
+        let app = app.clone();
+        async move {
+            let resp = app.oneshot(req).await?;
+            Ok(match in_flight {
+                Some(guard) => resp.map(|body| activity::track(body, guard)),
+                None => resp,
+            })
+        }
+    })
+}
+
+/// Run connection `conn` to its end; start its graceful shutdown (finish what is in
+/// flight, take nothing new) when `idle` resolves or the server stops.
+async fn drive<C, E>(
+    conn: C,
+    graceful_shutdown: fn(Pin<&mut C>),
+    idle: impl Future<Output = ()>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), E>
+where
+    C: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    tokio::pin!(idle);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            _ = stop.wait_for(|stopped| *stopped), if !closing => {
+                graceful_shutdown(conn.as_mut());
+                closing = true;
+            }
+            () = &mut idle, if !closing => {
+                graceful_shutdown(conn.as_mut());
+                closing = true;
+            }
+        }
+    }
 }

@@ -52,7 +52,12 @@ async fn sessions_are_limited_per_client_address_and_in_total() {
     assert_eq!(first.status, 202, "{first:?}");
     assert_eq!(post(&a).await.status, 202);
     let refused = post(&a).await;
-    assert_error(&refused, 429, &["TOOMANYREQUESTS"], "third session of one client");
+    assert_error(
+        &refused,
+        429,
+        &["TOOMANYREQUESTS"],
+        "third session of one client",
+    );
     assert!(refused.header("retry-after").is_some(), "{refused:?}");
     // Another address still has room, until the registry's total is reached.
     assert_eq!(post(&b).await.status, 202);
@@ -68,7 +73,12 @@ async fn sessions_are_limited_per_client_address_and_in_total() {
             data.to_vec(),
         )
         .await;
-    assert_error(&r, 429, &["TOOMANYREQUESTS"], "monolithic push past the total");
+    assert_error(
+        &r,
+        429,
+        &["TOOMANYREQUESTS"],
+        "monolithic push past the total",
+    );
     let staged = std::fs::read_dir(server.data_dir().join("uploads"))
         .unwrap()
         .count();

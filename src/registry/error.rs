@@ -36,6 +36,12 @@ pub enum ApiError {
     /// A malformed `Range` header or query parameter.
     #[error("{0}")]
     BadRequest(String),
+    /// Too many requests of this kind are in flight; the client should retry later.
+    #[error("too many requests in flight; retry in {} s", .retry_after.as_secs())]
+    TooManyRequests {
+        /// When the client should retry.
+        retry_after: std::time::Duration,
+    },
     /// The method is not defined on this endpoint, which allows the methods listed.
     #[error("method {0} is not supported on this endpoint (allowed: {1})")]
     MethodNotAllowed(http::Method, &'static str),
@@ -60,9 +66,9 @@ impl ApiError {
                     "BLOB_UPLOAD_INVALID",
                     vec![(header::RANGE, super::headers::upload_range(*current))],
                 ),
-                S::UploadInvalid(_) | S::BodyFailed(_) => {
-                    (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", none())
-                }
+                S::UploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", none()),
+                // Silent, too slow or broken off: the request did not arrive in time.
+                S::BodyFailed(_) => (StatusCode::REQUEST_TIMEOUT, "BLOB_UPLOAD_INVALID", none()),
                 S::DigestMismatch { .. } => (StatusCode::BAD_REQUEST, "DIGEST_INVALID", none()),
                 S::SizeInvalid(_) => (StatusCode::BAD_REQUEST, "SIZE_INVALID", none()),
                 S::RangeNotSatisfiable { size } => (
@@ -109,6 +115,14 @@ impl ApiError {
             }
             ApiError::UploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", none()),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", none()),
+            ApiError::TooManyRequests { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                vec![(
+                    header::RETRY_AFTER,
+                    retry_after.as_secs().max(1).to_string(),
+                )],
+            ),
             ApiError::MethodNotAllowed(_, allowed) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "UNSUPPORTED",

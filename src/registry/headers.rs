@@ -6,7 +6,8 @@ use axum::body::Body;
 use bytes::Bytes;
 use futures::Stream;
 use http::{header, HeaderMap};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// API version header sent on every response.
 pub const API_VERSION: &str = "docker-distribution-api-version";
@@ -124,34 +125,183 @@ pub fn byte_range(headers: &HeaderMap) -> Option<ByteRange> {
     Some(range.unwrap_or(ByteRange::Invalid))
 }
 
-/// Error of a request body that stopped arriving or broke off.
+/// Error of a request body that stopped arriving, crawled, or broke off.
 #[derive(Debug, thiserror::Error)]
 pub enum BodyError {
     /// No bytes arrived for the idle timeout.
     #[error("no data received for {0:?}; upload abandoned")]
     Idle(Duration),
+    /// The body averaged less than the minimum rate over the sliding window.
+    #[error(
+        "upload body averaged {average} bytes/s over the last {window:?}, below the minimum \
+         of {minimum} bytes/s; upload abandoned"
+    )]
+    TooSlow {
+        /// Average rate over the window, in bytes per second.
+        average: u64,
+        /// The configured minimum, in bytes per second.
+        minimum: u64,
+        /// The span the average was taken over.
+        window: Duration,
+    },
     /// The connection failed or the client aborted.
     #[error("{0}")]
     Transport(String),
 }
 
-/// The request body as a stream of chunks. A body that stays silent for `idle` ends
-/// with an error; one that keeps sending, however slowly, is never cut.
+/// The slowest an upload body may arrive: once `grace` has passed since its first
+/// byte was asked for, a body averaging fewer than `bytes_per_sec` over the last
+/// `window` is cut, so that a client trickling bytes cannot hold an upload slot for
+/// long. A rate of 0 turns the floor off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinRate {
+    /// Minimum average rate, in bytes per second (0: no minimum).
+    pub bytes_per_sec: u64,
+    /// Time from the start of the body during which it is never cut for its rate
+    /// (at least `window` is always allowed).
+    pub grace: Duration,
+    /// Span the average is taken over.
+    pub window: Duration,
+}
+
+impl MinRate {
+    /// No minimum rate.
+    pub const NONE: MinRate = MinRate {
+        bytes_per_sec: 0,
+        grace: Duration::ZERO,
+        window: Duration::ZERO,
+    };
+
+    /// How often the rate is sampled and checked.
+    fn step(&self) -> Duration {
+        (self.window / 8).max(Duration::from_millis(10))
+    }
+}
+
+/// Progress of one body against its [`MinRate`].
+struct RateWatch {
+    min: MinRate,
+    started: Instant,
+    total: u64,
+    /// (time, bytes received by then), oldest first, one per `min.step()` at most.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl RateWatch {
+    fn new(min: MinRate, now: Instant) -> RateWatch {
+        RateWatch {
+            min,
+            started: now,
+            total: 0,
+            samples: VecDeque::from([(now, 0)]),
+        }
+    }
+
+    fn received(&mut self, n: usize) {
+        self.total += n as u64;
+    }
+
+    /// Sample progress at `now`; the error when the body is below the floor.
+    fn check(&mut self, now: Instant) -> Result<(), BodyError> {
+        if self.min.bytes_per_sec == 0 {
+            return Ok(());
+        }
+        if self
+            .samples
+            .back()
+            .is_none_or(|s| now >= s.0 + self.min.step())
+        {
+            self.samples.push_back((now, self.total));
+        }
+        if now.duration_since(self.started) < self.min.grace.max(self.min.window) {
+            return Ok(());
+        }
+        // The newest sample at least a window old is the start of the average.
+        let Some(cutoff) = now.checked_sub(self.min.window) else {
+            return Ok(());
+        };
+        while self.samples.len() >= 2 && self.samples[1].0 <= cutoff {
+            self.samples.pop_front();
+        }
+        let Some(&(since, base)) = self.samples.front().filter(|s| s.0 <= cutoff) else {
+            return Ok(());
+        };
+        let span = now.duration_since(since);
+        let bytes = self.total - base;
+        let average = (bytes as f64 / span.as_secs_f64()) as u64;
+        if (bytes as f64) < self.min.bytes_per_sec as f64 * span.as_secs_f64() {
+            return Err(BodyError::TooSlow {
+                average,
+                minimum: self.min.bytes_per_sec,
+                window: span,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The request body as a stream of chunks. A body that stays silent for `idle`, or
+/// that falls below `min_rate` (see [`MinRate`]), ends with an error; one that keeps
+/// sending above the floor is never cut, however long it takes. The clocks start
+/// when the body is first asked for (not while the request waits for an upload slot).
 pub fn body_stream(
     body: Body,
     idle: Duration,
+    min_rate: MinRate,
 ) -> impl Stream<Item = Result<Bytes, BodyError>> + Unpin + Send {
     use futures::StreamExt;
-    let data = body.into_data_stream();
+    struct State {
+        data: axum::body::BodyDataStream,
+        rate: Option<RateWatch>,
+        last_data: Instant,
+    }
+    let state = State {
+        data: body.into_data_stream(),
+        rate: None,
+        last_data: Instant::now(),
+    };
     Box::pin(futures::stream::unfold(
-        Some(data),
+        Some(state),
         move |state| async move {
-            let mut data = state?;
-            match tokio::time::timeout(idle, data.next()).await {
-                Err(_) => Some((Err(BodyError::Idle(idle)), None)),
-                Ok(None) => None,
-                Ok(Some(Ok(b))) => Some((Ok(b), Some(data))),
-                Ok(Some(Err(e))) => Some((Err(BodyError::Transport(e.to_string())), None)),
+            let mut st = state?;
+            if st.rate.is_none() {
+                let now = Instant::now();
+                st.rate = Some(RateWatch::new(min_rate, now));
+                st.last_data = now;
+            }
+            let rate = st.rate.as_mut()?;
+            let step = if min_rate.bytes_per_sec == 0 {
+                idle
+            } else {
+                min_rate.step()
+            };
+            loop {
+                let idle_at = st.last_data + idle;
+                let wake = idle_at.min(Instant::now() + step);
+                match tokio::time::timeout_at(wake.into(), st.data.next()).await {
+                    Ok(None) => return None,
+                    Ok(Some(Ok(b))) => {
+                        let now = Instant::now();
+                        st.last_data = now;
+                        rate.received(b.len());
+                        if let Err(e) = rate.check(now) {
+                            return Some((Err(e), None));
+                        }
+                        return Some((Ok(b), Some(st)));
+                    }
+                    Ok(Some(Err(e))) => {
+                        return Some((Err(BodyError::Transport(e.to_string())), None))
+                    }
+                    Err(_) => {
+                        let now = Instant::now();
+                        if now >= idle_at {
+                            return Some((Err(BodyError::Idle(idle)), None));
+                        }
+                        if let Err(e) = rate.check(now) {
+                            return Some((Err(e), None));
+                        }
+                    }
+                }
             }
         },
     ))
@@ -253,5 +403,50 @@ mod tests {
             byte_range(&h(header::RANGE, "Bytes = 3-3")),
             Some(ByteRange::FromTo(3, 3))
         );
+    }
+
+    #[test]
+    fn rate_floor() {
+        let min = MinRate {
+            bytes_per_sec: 1000,
+            grace: Duration::from_secs(5),
+            window: Duration::from_secs(4),
+        };
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // 2000 bytes/s every 100 ms for a minute: never cut.
+        let mut fast = RateWatch::new(min, t0);
+        for i in 1..=600 {
+            fast.received(200);
+            fast.check(at(i * 100))
+                .expect("a body above the floor was cut");
+        }
+        assert!(fast.samples.len() <= 12, "samples are bounded");
+        // Nothing during the grace period, even when silent; cut right after it.
+        let mut slow = RateWatch::new(min, t0);
+        slow.received(1);
+        for i in 1..50 {
+            slow.check(at(i * 100))
+                .expect("cut during the grace period");
+        }
+        assert!(matches!(
+            slow.check(at(5000)),
+            Err(BodyError::TooSlow { minimum: 1000, .. })
+        ));
+        // Fast for the grace period, then slower than the floor: cut within a window.
+        let mut stalls = RateWatch::new(min, t0);
+        let mut cut = None;
+        for i in 1..=200 {
+            stalls.received(if i <= 60 { 500 } else { 50 });
+            if stalls.check(at(i * 100)).is_err() {
+                cut = Some(i * 100);
+                break;
+            }
+        }
+        let cut = cut.expect("a body below the floor was never cut");
+        assert!((6000..=6000 + 4000 + 500).contains(&cut), "cut at {cut} ms");
+        // A floor of 0 never cuts.
+        let mut off = RateWatch::new(MinRate::NONE, t0);
+        assert!(off.check(at(3_600_000)).is_ok());
     }
 }

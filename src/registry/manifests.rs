@@ -7,7 +7,6 @@ use crate::oci::{Reference, RepoName, Tag};
 use crate::storage::StorageError;
 use axum::body::Body;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use http_body_util::{BodyExt, Limited};
 
 /// Tag accepted from a `?tag=` query parameter of a manifest push.
 const OCI_TAG: &str = "oci-tag";
@@ -75,20 +74,7 @@ pub(super) async fn put(
     query: &Query,
     body: Body,
 ) -> ApiResult {
-    let limit = app.storage.max_manifest_bytes();
-    let too_large = |size| StorageError::ManifestTooLarge { size, limit };
-    if let Some(len) = super::headers::content_length(headers)? {
-        if len > limit {
-            return Err(too_large(len).into());
-        }
-    }
-    let bytes = match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(too_large(limit + 1).into())
-        }
-        Err(e) => return Err(ApiError::UploadInvalid(format!("manifest body: {e}"))),
-    };
+    let (bytes, _reserved) = super::budget::read_manifest(app, headers, body).await?;
     let mut tags: Vec<Tag> = Vec::new();
     for t in query.all("tag") {
         let tag = t.parse::<Tag>().map_err(ApiError::Name)?;

@@ -5,6 +5,7 @@
 //! become responses in [`error`] only. Every response carries
 //! `Docker-Distribution-API-Version: registry/2.0`, errors included.
 
+pub mod budget;
 pub mod error;
 pub mod headers;
 pub mod path;
@@ -60,6 +61,10 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// How long an upload body may stay silent before it is abandoned.
     pub body_idle_timeout: Duration,
+    /// The slowest an upload body may arrive once its grace period is over.
+    pub min_upload_rate: headers::MinRate,
+    /// Memory shared by the manifest bodies being received.
+    pub manifest_budget: budget::ManifestBudget,
 }
 
 impl AppState {

@@ -80,7 +80,7 @@ pub(super) async fn start(
     }
     if let Some(digest) = digest_param(query)? {
         let len = content_length(headers)?;
-        let body = body_stream(body, app.body_idle_timeout);
+        let body = body_stream(body, app.body_idle_timeout, app.min_upload_rate);
         app.storage
             .put_blob(repo, &digest, len, body, client)
             .await?;
@@ -108,7 +108,7 @@ pub(super) async fn patch(
     body: Body,
 ) -> ApiResult {
     let (offset, len) = chunk_bounds(headers)?;
-    let body = body_stream(body, app.body_idle_timeout);
+    let body = body_stream(body, app.body_idle_timeout, app.min_upload_rate);
     let up = app
         .storage
         .append_upload(repo, id, (offset, len, body))
@@ -127,7 +127,7 @@ pub(super) async fn finish(
 ) -> ApiResult {
     let digest = digest_param(query)?.ok_or(ApiError::MissingDigest("digest"))?;
     let (offset, len) = chunk_bounds(headers)?;
-    let body = body_stream(body, app.body_idle_timeout);
+    let body = body_stream(body, app.body_idle_timeout, app.min_upload_rate);
     app.storage
         .finish_upload(repo, id, &digest, Some((offset, len, body)))
         .await?;

@@ -10,6 +10,7 @@
 
 pub mod distribution;
 pub mod dockerd;
+pub mod load;
 pub mod netns;
 pub mod oci_api;
 pub mod oci_layout;

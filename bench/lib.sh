@@ -282,7 +282,10 @@ start_imgflow() {
         (cd "$REPO" && cargo build --release) >"$S.build.log" 2>&1 || die "cargo build --release failed: $(tail -20 "$S.build.log")"
     fi
     mkdir -p "$S"
-    "$IMGFLOW_BIN" serve --listen 127.0.0.1:0 --data-dir "$S/data" --certs-dir "$S/certs" \
+    # Every benchmark client comes from 127.0.0.1: allow it as many upload sessions as the
+    # registry has (as for clients behind one NAT address).
+    printf '[storage]\nmax_upload_sessions_per_client = 1024\n' >"$S/registry.toml"
+    "$IMGFLOW_BIN" serve --config "$S/registry.toml" --listen 127.0.0.1:0 --data-dir "$S/data" --certs-dir "$S/certs" \
         >"$S/stdout.log" 2>"$S/stderr.log" 9>&- &
     IMGFLOW_PID=$!
     echo "$IMGFLOW_PID" >>"$T/pids"

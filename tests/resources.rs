@@ -25,11 +25,17 @@ const RSS_CEILING_KIB: u64 = 64 * 1024;
 /// one busy connection).
 const RSS_PER_EXTRA_CLIENT_KIB: u64 = 192;
 
-/// A server with the given `[server]` settings from a `--config` file.
+/// A server with the given `[server]` settings from a `--config` file. Every client of
+/// these tests comes from 127.0.0.1, so the per-address upload-session limit is raised
+/// to the registry's total (what a registry behind one NAT address would configure).
 fn server_with(settings: &str) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("registry.toml");
-    std::fs::write(&config, format!("[server]\n{settings}\n")).expect("writing config");
+    std::fs::write(
+        &config,
+        format!("[server]\n{settings}\n[storage]\nmax_upload_sessions_per_client = 1024\n"),
+    )
+    .expect("writing config");
     let server = Server::builder().arg("--config").arg(&config).start();
     (server, dir)
 }

@@ -169,6 +169,12 @@ def main():
     a, b = r.first_download_gbps(A), r.first_download_gbps(B)
     row(f"Download {size} MiB, first GET of the blob (the first of those 3)", fmt(a, "GB/s"), fmt(b, "GB/s"),
         ratio(a, b), "-", "- (a blob written with O_DIRECT is not in the page cache: read from disk)")
+    secs_a, secs_b = n(f"{A}.download_after_upload_s"), n(f"{B}.download_after_upload_s")
+    mib = r.num("size_mib") or 0
+    a = mib * 1048576 / secs_a / 1e9 if secs_a else None
+    b = mib * 1048576 / secs_b / 1e9 if secs_b else None
+    row(f"Download {size} MiB right after its upload's 201", fmt(a, "GB/s"), fmt(b, "GB/s"),
+        ratio(a, b), "-", f">= 2x B: {verdict(None if a is None or b is None else a >= 2 * b)}")
     a, b = n(f"{A}.upload_parallel_gbps"), n(f"{B}.upload_parallel_gbps")
     row(f"Parallel uploads, {res.get('par', '?')} (total)", fmt(a, "GB/s"), fmt(b, "GB/s"), ratio(a, b),
         f"dd fdatasync: imgflow {fmt(disk_a, 'GB/s')}, B {fmt(disk_b, 'GB/s')}; O_DIRECT: imgflow "

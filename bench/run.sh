@@ -237,6 +237,12 @@ bench_system() {
         upload_chunked big "${CHUNKED_DIG[r]}" $(chunk_files "$r")
         chunked+=("$(gbps "$BIG" "$(since "$t0")")")
         phase idle
+        if ((r == ROUNDS - 1)); then
+            # What a Swarm node does right after a push: pull the layer just acknowledged.
+            phase download_after_upload
+            put "$name.download_after_upload_s" "$(download "$BASE/v2/big/blobs/${CHUNKED_DIG[r]}" "$BIG")"
+            phase idle
+        fi
         check_blob big "${CHUNKED_DIG[r]}" "$BIG"
     done
     put "$name.disk_gbps" "$(median "${disk[@]}")"

@@ -72,6 +72,9 @@ const MALLOC_ARENAS: i32 = 2;
 /// Allocations of at least this many bytes get their own mapping (see [`tune_allocator`]).
 const MALLOC_MMAP_THRESHOLD: i32 = 128 * 1024;
 
+/// Threads of the blocking pool (file I/O).
+const BLOCKING_THREADS: usize = 32;
+
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
@@ -90,7 +93,14 @@ fn main() -> ExitCode {
                         .unwrap_or_else(|_| "info,rustls=error".into()),
                 )
                 .init();
-            let runtime = match tokio::runtime::Runtime::new() {
+            // Blocking file work (reads, writes, fsync) gets a bounded pool: each of its
+            // threads costs a stack, and more threads than uploads and reads in flight
+            // buy nothing on a small host.
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(BLOCKING_THREADS)
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("imgflow: cannot start the async runtime: {e}");

@@ -23,8 +23,10 @@ const READ_CHUNK: usize = 256 * 1024;
 const READ_AHEAD: u64 = 16 * 1024 * 1024;
 /// How often (in bytes read) that request is renewed.
 const READ_AHEAD_STEP: u64 = 4 * 1024 * 1024;
-/// Size of each read-ahead request when a new blob is warmed into the page cache.
-const WARM_STEP: u64 = 64 * 1024 * 1024;
+/// New blobs read into the page cache at once.
+const WARMERS: usize = 2;
+/// Buffer each of them reads through.
+const WARM_BUFFER: usize = 1024 * 1024;
 
 /// Ask the kernel to start reading `offset..offset+len` of `file` into the page cache
 /// (`posix_fadvise(WILLNEED)`); advisory only.
@@ -50,6 +52,25 @@ pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 pub struct BlobStore {
     store: Arc<LocalFileSystem>,
     root: PathBuf,
+    warmers: Arc<tokio::sync::Semaphore>,
+}
+
+/// Read `path` to its end, discarding the bytes, so that it lands in the page cache.
+/// (`posix_fadvise(WILLNEED)` alone caches only a part of a large file here.)
+fn read_through(path: &Path) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; WARM_BUFFER];
+    let mut offset = 0;
+    loop {
+        if offset % READ_AHEAD_STEP < WARM_BUFFER as u64 {
+            advise_will_need(&file, offset, READ_AHEAD);
+        }
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        offset += n as u64;
+    }
 }
 
 fn blob_path(digest: &Digest) -> ObjectPath {
@@ -81,6 +102,7 @@ impl BlobStore {
         Ok(BlobStore {
             store: Arc::new(store),
             root,
+            warmers: Arc::new(tokio::sync::Semaphore::new(WARMERS)),
         })
     }
 
@@ -113,23 +135,20 @@ impl BlobStore {
         Ok(())
     }
 
-    /// Start reading blob `digest` into the page cache in the background. A blob just
-    /// written with `O_DIRECT` is not cached, and right after a push every node pulls
-    /// exactly the new layers; advisory, errors are ignored.
+    /// Read blob `digest` into the page cache in the background. A blob just written
+    /// with `O_DIRECT` is not cached, and right after a push every node pulls exactly
+    /// the new layers. At most [`WARMERS`] blobs are read at once, each through one
+    /// [`WARM_BUFFER`]; best effort, errors are ignored.
     pub fn warm(&self, digest: &Digest) {
         let Ok(path) = self.store.path_to_filesystem(&blob_path(digest)) else {
             return;
         };
-        tokio::task::spawn_blocking(move || {
-            if let Ok(file) = std::fs::File::open(path) {
-                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-                let mut offset = 0;
-                // In steps, so the read-ahead requests stay a reasonable size.
-                while offset < len {
-                    advise_will_need(&file, offset, WARM_STEP);
-                    offset += WARM_STEP;
-                }
-            }
+        let warmers = self.warmers.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = warmers.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || read_through(&path)).await;
         });
     }
 

@@ -30,7 +30,7 @@ const WARM_BUFFER: usize = 1024 * 1024;
 
 /// Ask the kernel to start reading `offset..offset+len` of `file` into the page cache
 /// (`posix_fadvise(WILLNEED)`); advisory only.
-fn advise_will_need(file: &std::fs::File, offset: u64, len: u64) {
+pub(crate) fn advise_will_need(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: the descriptor is valid for the duration of the call, which only reads
     // its integer arguments.
@@ -210,33 +210,13 @@ impl BlobStore {
 
 /// Read `start..end` of a local file in large chunks on the blocking pool.
 fn file_stream(file: std::fs::File, start: u64, end: u64) -> ByteStream {
-    struct State {
-        file: Option<std::fs::File>,
-        pos: u64,
-        end: u64,
-        seeked: bool,
-    }
-    let state = State {
-        file: Some(file),
-        pos: start,
-        end,
-        seeked: false,
-    };
-    stream::try_unfold(state, |mut st| async move {
-        if st.pos >= st.end {
-            return Ok(None);
-        }
-        let Some(mut file) = st.file.take() else {
-            return Ok(None);
-        };
-        let want = (st.end - st.pos).min(READ_CHUNK as u64) as usize;
-        let (pos, seeked) = (st.pos, st.seeked);
-        let (file, buf) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
-            if !seeked {
-                file.seek(SeekFrom::Start(pos))?;
-            }
+    type Read = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
+    /// Read the chunk at `pos` (the file is positioned there) on the blocking pool.
+    fn read_chunk(mut file: std::fs::File, pos: u64, end: u64) -> Read {
+        let want = (end - pos).min(READ_CHUNK as u64) as usize;
+        tokio::task::spawn_blocking(move || {
             // Keep the disk busy ahead of the reader: a blob just written with O_DIRECT
-            // is not in the page cache, and the default readahead is small.
+            // may not be in the page cache, and the default readahead is small.
             if pos % READ_AHEAD_STEP < READ_CHUNK as u64 {
                 advise_will_need(&file, pos, READ_AHEAD);
             }
@@ -254,12 +234,31 @@ fn file_stream(file: std::fs::File, start: u64, end: u64) -> ByteStream {
             }
             Ok((file, buf))
         })
-        .await
-        .map_err(std::io::Error::other)??;
-        st.pos += buf.len() as u64;
-        st.seeked = true;
-        st.file = Some(file);
-        Ok(Some((Bytes::from(buf), st)))
+    }
+    // One chunk is read ahead while the previous one is being sent, so reading and
+    // sending overlap whatever the HTTP layer buffers.
+    let first = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        file.seek(SeekFrom::Start(start))?;
+        Ok::<_, std::io::Error>(file)
+    });
+    let state = (start, None::<Read>, Some(first));
+    stream::try_unfold(state, move |(pos, next, opening)| async move {
+        if pos >= end {
+            return Ok(None);
+        }
+        let pending = match (next, opening) {
+            (Some(read), _) => read,
+            (None, Some(open)) => {
+                let file = open.await.map_err(std::io::Error::other)??;
+                read_chunk(file, pos, end)
+            }
+            (None, None) => return Ok(None),
+        };
+        let (file, buf) = pending.await.map_err(std::io::Error::other)??;
+        let pos = pos + buf.len() as u64;
+        let next = (pos < end).then(|| read_chunk(file, pos, end));
+        Ok(Some((Bytes::from(buf), (pos, next, None))))
     })
     .boxed()
 }

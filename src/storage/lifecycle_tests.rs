@@ -1,6 +1,6 @@
 //! Storage tests of the upload-session lifecycle, reference integrity and the sweep.
 
-use super::tests::{chunks, open, options, read_all};
+use super::tests::{chunks, new_session, open, options, read_all, repo};
 use super::*;
 use crate::oci::{Algorithm, Digest, Reference, RepoName};
 use bytes::Bytes;
@@ -8,10 +8,6 @@ use futures::stream;
 use std::net::IpAddr;
 
 type Sent = std::io::Result<Bytes>;
-
-fn repo(s: &str) -> RepoName {
-    s.parse().unwrap()
-}
 
 /// A body fed by the test through a channel.
 fn channel_body() -> (
@@ -41,11 +37,7 @@ async fn a_restart_cuts_bytes_that_were_never_acknowledged() {
     let r = repo("x");
     let id = {
         let s = open(dir.path()).await;
-        let id = s
-            .start_upload(&r, Algorithm::Sha256, None)
-            .await
-            .unwrap()
-            .id;
+        let id = new_session(&s, &r).await;
         s.append_upload(&r, &id, (None, None, chunks(b"abc", 2)))
             .await
             .unwrap();
@@ -75,11 +67,7 @@ async fn a_session_that_ended_answers_unknown_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
     let r = repo("x");
-    let id = s
-        .start_upload(&r, Algorithm::Sha256, None)
-        .await
-        .unwrap()
-        .id;
+    let id = new_session(&s, &r).await;
     s.cancel_upload(&r, &id).await.unwrap();
     let unknown = |e: StorageError| assert!(matches!(e, StorageError::UploadUnknown(_)), "{e}");
     unknown(s.upload_status(&r, &id).await.unwrap_err());
@@ -98,11 +86,7 @@ async fn a_session_that_ended_answers_unknown_and_changes_nothing() {
     assert!(staged(dir.path()).is_empty(), "no staging file re-created");
     assert!(s.blob_size(&r, &d).await.is_err());
     // Another repository cannot use a session it does not own.
-    let id = s
-        .start_upload(&r, Algorithm::Sha256, None)
-        .await
-        .unwrap()
-        .id;
+    let id = new_session(&s, &r).await;
     unknown(s.upload_status(&repo("y"), &id).await.unwrap_err());
 }
 
@@ -111,11 +95,7 @@ async fn a_dropped_request_rolls_back_before_the_next_one_runs() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path()).await;
     let r = repo("x");
-    let id = s
-        .start_upload(&r, Algorithm::Sha256, None)
-        .await
-        .unwrap()
-        .id;
+    let id = new_session(&s, &r).await;
     s.append_upload(&r, &id, (None, None, chunks(b"abc", 3)))
         .await
         .unwrap();
@@ -153,16 +133,8 @@ async fn expiry_is_by_inactivity_and_never_takes_a_session_in_use() {
     opts.upload_expiry = Duration::from_secs(0);
     let s = Storage::open(opts).await.unwrap();
     let r = repo("x");
-    let idle = s
-        .start_upload(&r, Algorithm::Sha256, None)
-        .await
-        .unwrap()
-        .id;
-    let busy = s
-        .start_upload(&r, Algorithm::Sha256, None)
-        .await
-        .unwrap()
-        .id;
+    let idle = new_session(&s, &r).await;
+    let busy = new_session(&s, &r).await;
     let (tx, body) = channel_body();
     tx.send(Ok(Bytes::from_static(b"slow"))).unwrap();
     let s2 = s.clone();
@@ -315,11 +287,7 @@ async fn finish_racing_cancel_never_acknowledges_a_broken_blob() {
     for i in 0..200u32 {
         let data: Vec<u8> = (0..(1000 + i * 97)).map(|b| (b * 31 + i) as u8).collect();
         let d = Digest::sha256(&data);
-        let id = s
-            .start_upload(&r, Algorithm::Sha256, None)
-            .await
-            .unwrap()
-            .id;
+        let id = new_session(&s, &r).await;
         s.append_upload(&r, &id, (None, None, chunks(&data[..500], 100)))
             .await
             .unwrap();
@@ -369,11 +337,7 @@ async fn patch_racing_expiry_never_loses_the_file_under_a_request() {
     let (mut acked, mut expired) = (0, 0);
     for i in 0..200u32 {
         let data: Vec<u8> = (0..(5000 + i * 13)).map(|b| (b ^ i) as u8).collect();
-        let id = s
-            .start_upload(&r, Algorithm::Sha256, None)
-            .await
-            .unwrap()
-            .id;
+        let id = new_session(&s, &r).await;
         let (s1, r1, id1) = (s.clone(), r.clone(), id.clone());
         let patch = tokio::spawn(async move {
             s1.append_upload(&r1, &id1, (Some(0), None, chunks(&data, 1024)))

@@ -33,8 +33,13 @@ pub(super) async fn open(dir: &std::path::Path) -> Storage {
     Storage::open(options(dir)).await.unwrap()
 }
 
-fn repo(s: &str) -> RepoName {
+pub(super) fn repo(s: &str) -> RepoName {
     s.parse().unwrap()
+}
+
+/// Open an upload session in `r` and return its id.
+pub(super) async fn new_session(s: &Storage, r: &RepoName) -> String {
+    s.start_upload(r, Algorithm::Sha256, None).await.unwrap().id
 }
 
 pub(super) async fn read_all(s: &Storage, r: &RepoName, d: &Digest) -> Vec<u8> {

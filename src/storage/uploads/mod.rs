@@ -402,7 +402,6 @@ impl Storage {
             }));
         }
         let size = s.size;
-        let repo = repo.clone();
         let _guard = self.digest_lock(digest).lock().await;
         let held = self
             .inner
@@ -426,7 +425,7 @@ impl Storage {
         if let Err(e) = self
             .inner
             .db
-            .add_blob(&repo, digest, size, Some(&s.id))
+            .add_blob(repo, digest, size, Some(&s.id))
             .await
         {
             if held.is_none() {
@@ -436,7 +435,7 @@ impl Storage {
             }
             return Err(Outcome::Ended(e));
         }
-        self.inner.cache.changed(&repo);
+        self.inner.cache.changed(repo);
         self.inner.sessions.end(s, State::Committed);
         if held.is_none() {
             self.inner.blobs.warm(digest);

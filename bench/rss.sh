@@ -3,17 +3,18 @@
 # 200 clients pushing and pulling (256 KiB blobs, small manifests; half HTTP/2, half HTTP/1.1 where the
 # server offers h2) for 30 s, on a fresh server each time. The load generator is the Rust one of the
 # tests (tests/common/load.rs, run through `cargo test --release --test resources -- --ignored bench_load`).
-# Not in CI.   bash bench/rss.sh [--secs N] [--out FILE]   -> bench/results-rss.md
+# Not in CI.   bash bench/rss.sh [--secs N] [--only imgflow|distribution] [--out FILE]   -> bench/results-rss.md
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
-SECS=30 OUT=$HERE/results-rss.md
+SECS=30 OUT=$HERE/results-rss.md SYSTEMS="imgflow distribution"
 while (($#)); do
     case $1 in
         --secs) SECS=${2:?}; shift ;;
         --out) OUT=${2:?}; shift ;;
-        *) echo "usage: bash bench/rss.sh [--secs N] [--out FILE]" >&2; exit 2 ;;
+        --only) SYSTEMS=${2:?}; shift ;;
+        *) echo "usage: bash bench/rss.sh [--secs N] [--only imgflow|distribution] [--out FILE]" >&2; exit 2 ;;
     esac
     shift
 done
@@ -56,7 +57,7 @@ measure() {
     put "$sys.$n.load" "${line#load: }"
     stop_all
 }
-for sys in imgflow distribution; do
+for sys in $SYSTEMS; do
     for n in 64 200; do measure "$sys" "$n"; done
 done
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }

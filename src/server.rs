@@ -18,9 +18,11 @@
 //! after which the stream is reset, without reaching the registry).
 
 mod activity;
+mod read_cap;
 
 use crate::registry::ClientAddr;
 use activity::Activity;
+use read_cap::ReadCap;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
@@ -180,7 +182,7 @@ pub async fn serve(
                     return;
                 }
             }
-            let io = TokioIo::new(io);
+            let io = TokioIo::new(ReadCap::new(io));
             let client = ClientAddr::new(peer);
             let result = if is_h2 {
                 let activity = Arc::new(Activity::default());

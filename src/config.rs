@@ -1,6 +1,13 @@
 //! Configuration: the embedded default (`config/registry.toml`), an optional TOML file
 //! merged over it, then command-line flags.
+//!
+//! Errors in the user's file name the file and the line: the merged configuration is
+//! deserialized with the path of each key tracked, and a failing key is then looked up in
+//! the user's text ([`locate`]).
 
+mod locate;
+
+use crate::access::{AccessConfig, AuditConfig, DisplayPath, KeyPart, Policy};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,12 +27,17 @@ pub enum ConfigError {
         /// Cause.
         source: std::io::Error,
     },
-    /// The TOML is invalid or has unknown keys.
-    #[error("invalid configuration{}: {message}", .path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default())]
+    /// The TOML is invalid, has unknown keys or wrong values.
+    #[error("invalid configuration{}{}: {message}",
+        .path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default(),
+        .line.map(|l| format!(", line {l}")).unwrap_or_default())]
     Invalid {
         /// File path, if from a file.
         path: Option<PathBuf>,
-        /// Parser message.
+        /// 1-based line of the offending key in that file, when known (TOML syntax errors
+        /// carry theirs in `message`).
+        line: Option<usize>,
+        /// What is wrong, with the key's path.
         message: String,
     },
 }
@@ -40,6 +52,15 @@ pub struct Config {
     pub tls: TlsConfig,
     /// Storage settings.
     pub storage: StorageConfig,
+    /// Access control; `None` (no `[access]` section): the default policy.
+    #[serde(default)]
+    pub access: Option<AccessConfig>,
+    /// Audit log.
+    pub audit: AuditConfig,
+    /// Directory relative paths of access control are resolved from: the config file's
+    /// directory, `None` for the working directory.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 /// `[server]`.
@@ -84,6 +105,8 @@ pub struct TlsConfig {
     pub certs_dir: PathBuf,
     /// Extra names for a generated certificate.
     pub extra_names: Vec<String>,
+    /// PEM CA whose client certificates identify their Common Name (empty: no mTLS).
+    pub client_ca: PathBuf,
 }
 
 /// `[storage]`.
@@ -128,18 +151,69 @@ impl Config {
             .unwrap_or_else(|e| unreachable!("embedded default config is invalid: {e}"))
     }
 
-    /// The default with the TOML text `text` merged over it.
+    /// The default with the TOML text `text` (of file `path`, if any) merged over it.
+    /// Relative access-control paths will be resolved from `path`'s directory.
     pub fn from_toml(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
+        let invalid = |line: Option<usize>, message: String| ConfigError::Invalid {
             path: path.map(Path::to_path_buf),
+            line,
             message,
         };
+        let at = |keys: &[KeyPart], message: String| invalid(locate::line_of(text, keys), message);
         let mut base: toml::Value =
-            toml::from_str(DEFAULT_CONFIG).map_err(|e| invalid(e.to_string()))?;
-        let over: toml::Value = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+            toml::from_str(DEFAULT_CONFIG).map_err(|e| invalid(None, e.to_string()))?;
+        let over: toml::Value = toml::from_str(text).map_err(|e| invalid(None, e.to_string()))?;
         merge(&mut base, over);
-        base.try_into()
-            .map_err(|e: toml::de::Error| invalid(e.to_string()))
+        let mut cfg: Config = serde_path_to_error::deserialize(base).map_err(|e| {
+            // The first line: later ones only repeat the enclosing table.
+            let full = e.inner().to_string();
+            let message = full.lines().next().unwrap_or_default().to_string();
+            let keys = locate::error_path(e.path(), &message);
+            at(&keys, format!("{}: {message}", DisplayPath(&keys)))
+        })?;
+        // Names a rule uses must exist: compiling the policy checks them.
+        Policy::new(cfg.access.as_ref()).map_err(|e| at(&e.path, e.to_string()))?;
+        cfg.base_dir = path.map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf());
+        Ok(cfg)
+    }
+
+    /// `p` resolved from the config file's directory (the working directory without a
+    /// file); absolute paths are unchanged.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        match &self.base_dir {
+            Some(dir) if p.is_relative() => dir.join(p),
+            _ => p.to_path_buf(),
+        }
+    }
+
+    /// The htpasswd file, resolved, when `[access] htpasswd` names one.
+    pub fn htpasswd_path(&self) -> Option<PathBuf> {
+        let access = self.access.as_ref()?;
+        access.htpasswd_file().map(|p| self.resolve(p))
+    }
+
+    /// The token signing key file, resolved.
+    pub fn token_key_path(&self) -> PathBuf {
+        let default = crate::access::TokenConfig::default();
+        let token = self.access.as_ref().map_or(&default, |a| &a.token);
+        self.resolve(&token.key)
+    }
+
+    /// The client CA file, resolved, when `[tls] client_ca` is set.
+    pub fn client_ca_path(&self) -> Option<PathBuf> {
+        Some(&self.tls.client_ca)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| self.resolve(p))
+    }
+
+    /// Where audit lines go, with a file path resolved.
+    pub fn audit_sink(&self) -> crate::access::AuditSink {
+        use crate::access::AuditSink;
+        match self.audit.path.as_str() {
+            "" => AuditSink::Off,
+            "-" => AuditSink::Stdout,
+            p => AuditSink::File(self.resolve(Path::new(p))),
+        }
     }
 
     /// Load `path` merged over the default, or the default when `path` is `None`.
@@ -198,3 +272,6 @@ mod tests {
         assert!(e.to_string().contains("lisen"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod tests_access;

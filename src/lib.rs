@@ -22,9 +22,12 @@
 //!   `/v2/...` URL, thin handlers call storage, and [`registry::error`] is the one place
 //!   where errors become HTTP statuses and OCI error codes.
 //! - [`tls`] loads or generates certificates; [`server`] accepts connections.
+//! - [`access`] decides who may do what from where (policy, users, tokens, audit log); it
+//!   knows no HTTP, and [`server`] and [`registry`] call it.
 //! - [`client`] is the one OCI client, used by the tests and the conformance suite; it sees a
 //!   registry only through HTTP.
 
+pub mod access;
 pub mod client;
 pub mod config;
 pub mod oci;

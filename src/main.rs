@@ -28,6 +28,27 @@ enum Command {
     Serve(ServeArgs),
     /// Print the embedded default configuration (the documented config/registry.toml).
     DefaultConfig,
+    /// Manage the users of the htpasswd file named by `[access] htpasswd`.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user, or set a user's password (bcrypt). The password is read from standard
+    /// input when it is not a terminal (one line), else asked for twice without echo.
+    Add(UserArgs),
+    /// Remove a user.
+    Del(UserArgs),
+}
+
+#[derive(Args)]
+struct UserArgs {
+    /// User name (no `:` or whitespace; not `anonymous`).
+    name: String,
+    /// TOML configuration file naming the htpasswd file (relative to the file's directory).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -85,6 +106,16 @@ fn main() -> ExitCode {
             print!("{}", imgflow::config::DEFAULT_CONFIG);
             ExitCode::SUCCESS
         }
+        Command::User(cmd) => match user(cmd) {
+            Ok(message) => {
+                eprintln!("imgflow: {message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("imgflow: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => {
             use std::io::IsTerminal;
             tracing_subscriber::fmt()
@@ -118,6 +149,58 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `imgflow user add|del`: edit the configured htpasswd file; returns what was done.
+fn user(cmd: UserCommand) -> anyhow::Result<String> {
+    use imgflow::access::htpasswd;
+    let (UserCommand::Add(args) | UserCommand::Del(args)) = &cmd;
+    let cfg = Config::load(args.config.as_deref())?;
+    let Some(path) = cfg.htpasswd_path() else {
+        let file = args
+            .config
+            .as_ref()
+            .map_or("the configuration".to_string(), |p| p.display().to_string());
+        anyhow::bail!("{file} names no htpasswd file: set `htpasswd = \"FILE\"` under [access]");
+    };
+    match &cmd {
+        UserCommand::Add(args) => {
+            htpasswd::validate_user_name(&args.name)?;
+            let password = read_password(&args.name)?;
+            htpasswd::add_user(&path, &args.name, &password)?;
+            Ok(format!(
+                "set the password of {} in {}",
+                args.name,
+                path.display()
+            ))
+        }
+        UserCommand::Del(args) => {
+            htpasswd::del_user(&path, &args.name)?;
+            Ok(format!("removed {} from {}", args.name, path.display()))
+        }
+    }
+}
+
+/// The new password: one line of standard input when it is not a terminal, else typed
+/// twice without echo.
+fn read_password(name: &str) -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from standard input")?;
+        let password = line.strip_suffix('\n').unwrap_or(&line);
+        let password = password.strip_suffix('\r').unwrap_or(password);
+        anyhow::ensure!(!password.is_empty(), "no password on standard input");
+        return Ok(password.to_string());
+    }
+    let first = rpassword::prompt_password(format!("Password for {name}: "))?;
+    let again = rpassword::prompt_password("Again: ")?;
+    anyhow::ensure!(first == again, "the passwords differ");
+    Ok(first)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

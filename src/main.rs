@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use imgflow::access::{AuditLog, Gate, GateOptions, Htpasswd, Policy, TokenKeys};
 use imgflow::config::Config;
 use imgflow::registry::budget::ManifestBudget;
 use imgflow::registry::headers::MinRate;
@@ -12,6 +13,7 @@ use imgflow::tls::{self, CertPaths};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// imgflow: a self-hosted OCI image registry.
@@ -243,8 +245,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .with_context(|| format!("opening storage in {}", cfg.storage.data_dir.display()))?;
     spawn_sweep(storage.clone());
 
+    let gate = Arc::new(build_gate(&cfg)?);
+    spawn_user_reload(gate.clone());
     let public_url = Some(cfg.server.public_url.trim().to_string()).filter(|u| !u.is_empty());
     let app = registry::router(AppState {
+        gate,
         storage,
         public_url,
         body_idle_timeout: Duration::from_secs(cfg.server.body_idle_timeout_secs),
@@ -278,6 +283,61 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     server::serve(listener, tls_config, app, opts, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Access control from the configuration: rules, users, token key, audit log.
+fn build_gate(cfg: &Config) -> anyhow::Result<Gate> {
+    let policy = Policy::new(cfg.access.as_ref())?;
+    tracing::info!("access: {}", policy.description());
+    let htpasswd = match cfg.htpasswd_path() {
+        Some(path) => Some(
+            Htpasswd::load(&path)
+                .with_context(|| format!("loading users from {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let token_on = cfg.access.as_ref().is_some_and(|a| a.token_enabled());
+    let tokens = if token_on {
+        let ttl = cfg.access.as_ref().map_or(300, |a| a.token.ttl_secs);
+        let path = cfg.token_key_path();
+        Some(
+            TokenKeys::load_or_generate(&path, Duration::from_secs(ttl))
+                .with_context(|| format!("token signing key {}", path.display()))?,
+        )
+    } else {
+        None
+    };
+    let audit = AuditLog::open(&cfg.audit_sink()).context("opening the audit log")?;
+    let gate = Gate::new(GateOptions {
+        policy,
+        htpasswd,
+        tokens,
+        max_failed_logins: cfg.access.as_ref().map_or(0, |a| a.max_failed_logins),
+        trusted_proxies: cfg
+            .access
+            .as_ref()
+            .map(|a| a.trusted_proxy_set())
+            .unwrap_or_default(),
+        audit,
+        service: TOKEN_SERVICE.to_string(),
+    });
+    tracing::info!(mode = ?gate.mode(), "access control ready");
+    Ok(gate)
+}
+
+/// The `service` of token challenges and the audience of tokens.
+const TOKEN_SERVICE: &str = "imgflow";
+
+/// Re-read the htpasswd file when it changes (checked every 5 s).
+fn spawn_user_reload(gate: Arc<Gate>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            let gate = gate.clone();
+            let _ = tokio::task::spawn_blocking(move || gate.reload_users()).await;
+        }
+    });
 }
 
 fn print_trust_help(paths: &CertPaths, names: &[String], port: u16) {

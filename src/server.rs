@@ -22,11 +22,11 @@ mod read_cap;
 
 use crate::registry::ClientAddr;
 use activity::Activity;
-use read_cap::ReadCap;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use read_cap::ReadCap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;

@@ -36,7 +36,21 @@ fn docker_push_pull_run_against_distribution() {
 fn docker_verifies_the_registry_ca_on_a_non_loopback_address() {
     // Guards drop in reverse order: certs.d entry, dockerd, server, then the namespace.
     let ns = NetNs::create();
-    let server = Server::builder().netns(&ns).start();
+    // TEST-NET addresses are not private: the default policy would refuse dockerd's.
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        format!(
+            "[[access.rule]]\nfrom = [\"{}/32\"]\nallow = [\"pull\", \"push\", \"delete\", \"catalog\"]\n",
+            ns.host_ip()
+        ),
+    )
+    .unwrap();
+    let server = Server::builder()
+        .netns(&ns)
+        .arg("--config")
+        .arg(config.path())
+        .start();
     let host_port = server.host_port();
     assert_eq!(server.addr().ip(), ns.ns_ip(), "server address");
     assert!(!server.addr().ip().is_loopback());

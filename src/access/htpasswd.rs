@@ -187,6 +187,17 @@ struct State {
     generation: u64,
 }
 
+/// The outcome of [`Htpasswd::check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    /// Right, checked with bcrypt just now.
+    Verified,
+    /// Right, as checked recently (no bcrypt run).
+    Remembered,
+    /// Wrong password or unknown user.
+    Wrong,
+}
+
 /// The users of an htpasswd file, reloadable.
 pub struct Htpasswd {
     path: PathBuf,
@@ -237,6 +248,13 @@ impl Htpasswd {
     /// Whether `password` is `name`'s. Blocking (one bcrypt check unless a recent success
     /// is remembered): call it from `spawn_blocking`.
     pub fn verify(&self, name: &str, password: &str) -> bool {
+        self.check(name, password) != PasswordCheck::Wrong
+    }
+
+    /// As [`Htpasswd::verify`], saying whether bcrypt ran or a recent success was
+    /// remembered (the audit log records real checks, not every request of a client
+    /// that sends its password each time).
+    pub fn check(&self, name: &str, password: &str) -> PasswordCheck {
         let (hash, generation) = {
             let s = self.read();
             match s.users.get(name) {
@@ -249,18 +267,19 @@ impl Htpasswd {
                 if let Some(d) = decoy {
                     let _ = bcrypt::verify(password, &d);
                 }
-                false
+                PasswordCheck::Wrong
             }
             Ok(hash) => {
                 let key = self.cache.key(generation, name, password);
                 if self.cache.hit(&key) {
-                    return true;
+                    return PasswordCheck::Remembered;
                 }
-                let ok = bcrypt::verify(password, &hash).unwrap_or(false);
-                if ok {
+                if bcrypt::verify(password, &hash).unwrap_or(false) {
                     self.cache.insert(key);
+                    PasswordCheck::Verified
+                } else {
+                    PasswordCheck::Wrong
                 }
-                ok
             }
         }
     }

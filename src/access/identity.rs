@@ -34,6 +34,11 @@ impl fmt::Display for Identity {
     }
 }
 
+/// The Common Name of a verified client certificate, put into each request of its
+/// connection by the server; the registry signs the caller in as this name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIdentity(pub String);
+
 /// The word for the anonymous identity in rules and logs; no user may be called this.
 pub const ANONYMOUS: &str = "anonymous";
 

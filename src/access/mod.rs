@@ -10,13 +10,16 @@
 //!   and the editing behind `imgflow user add|del`;
 //! - [`scope`] and [`token`]: Docker registry token authentication (scopes, ES256 JWTs);
 //! - [`limiter`]: the failed sign-in limit per client address;
-//! - [`audit`]: the JSON-lines audit log.
+//! - [`audit`]: the JSON-lines audit log;
+//! - [`gate`]: all of the above with a lifecycle, as one object the registry asks who a
+//!   request is and what it may do.
 //!
 //! The HTTP side (middleware, `/token`, challenges, accept-time filtering, mTLS) lives in
 //! [`crate::server`] and [`crate::registry`] and calls into this module.
 
 pub mod action;
 pub mod audit;
+pub mod gate;
 pub mod glob;
 pub mod htpasswd;
 pub mod identity;
@@ -29,9 +32,10 @@ pub mod token;
 
 pub use action::{Action, ActionSet};
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditSink, Outcome};
+pub use gate::{AuditContext, AuthMode, Caller, Credentials, Gate, GateOptions, SignInError};
 pub use glob::RepoGlob;
 pub use htpasswd::Htpasswd;
-pub use identity::{Identity, Who};
+pub use identity::{CertIdentity, Identity, Who};
 pub use limiter::LoginLimiter;
 pub use net::{normalize_ip, parse_net, NetSet};
 pub use policy::Policy;

@@ -169,6 +169,19 @@ impl Policy {
         self.allows(ip, id, Action::Catalog, "")
     }
 
+    /// Whether some signed-in identity could do `action` to `repo` from `ip` (a rule
+    /// naming signed-in users matches): when an anonymous request is refused, signing in
+    /// could help (401 with a challenge) or not (403).
+    pub fn sign_in_could_help(&self, ip: IpAddr, action: Action, repo: &str) -> bool {
+        let ip = normalize_ip(ip);
+        self.rules.iter().any(|r| {
+            r.allow.contains(action)
+                && (r.who.any_signed_in || !r.who.names.is_empty())
+                && r.address_matches(ip)
+                && (action == Action::Catalog || r.repo_matches(repo))
+        })
+    }
+
     /// Whether any rule could ever admit a request from `ip`, whoever signs in: when not,
     /// the connection can be closed at accept, before TLS.
     pub fn admits_address(&self, ip: IpAddr) -> bool {

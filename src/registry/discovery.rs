@@ -3,6 +3,7 @@
 use super::error::{ApiError, ApiResult};
 use super::headers::OCI_FILTERS_APPLIED;
 use super::{hname, respond, AppState, Query};
+use crate::access::Caller;
 use crate::oci::{Digest, RepoName, OCI_INDEX};
 use http::{header, HeaderName, StatusCode};
 
@@ -50,10 +51,23 @@ pub(super) async fn tags(app: &AppState, repo: &RepoName, query: &Query) -> ApiR
     ))
 }
 
-/// `GET /v2/_catalog`.
-pub(super) async fn catalog(app: &AppState, query: &Query) -> ApiResult {
+/// `GET /v2/_catalog`: the repositories the caller may pull (it may list them).
+pub(super) async fn catalog(app: &AppState, caller: &Caller, query: &Query) -> ApiResult {
+    /// Repositories read from storage at a time while filtering.
+    const BATCH: u32 = 1000;
     let (n, last) = page(query)?;
-    let repos = app.storage.catalog(n, last).await?;
+    let mut repos: Vec<String> = Vec::new();
+    let mut after = last.map(str::to_string);
+    while (repos.len() as u32) < n {
+        let batch = app.storage.catalog(BATCH, after.as_deref()).await?;
+        let full = batch.len() as u32 == BATCH;
+        after = batch.last().cloned();
+        repos.extend(batch.into_iter().filter(|r| app.gate.may_pull(caller, r)));
+        if !full {
+            break;
+        }
+    }
+    repos.truncate(n as usize);
     let next = next_link("/v2/_catalog", n, &repos);
     Ok(paged(serde_json::json!({ "repositories": repos }), next))
 }

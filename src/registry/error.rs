@@ -42,6 +42,27 @@ pub enum ApiError {
         /// When the client should retry.
         retry_after: std::time::Duration,
     },
+    /// The caller must sign in (or its credentials were refused); `challenge` is the
+    /// `WWW-Authenticate` value telling it how.
+    #[error("{message}")]
+    Unauthorized {
+        /// `WWW-Authenticate` value.
+        challenge: String,
+        /// What to tell the client.
+        message: String,
+    },
+    /// Too many failed sign-ins from this address.
+    #[error("too many failed sign-ins from this address; retry in {} s", .retry_after.as_secs().max(1))]
+    TooManyFailedLogins {
+        /// When the client may try again.
+        retry_after: std::time::Duration,
+    },
+    /// The access rules refuse this, and signing in would not change that.
+    #[error("access denied: {0}")]
+    Denied(String),
+    /// A failure of the registry itself (logged, not shown in detail).
+    #[error("{0}")]
+    Internal(String),
     /// The method is not defined on this endpoint, which allows the methods listed.
     #[error("method {0} is not supported on this endpoint (allowed: {1})")]
     MethodNotAllowed(http::Method, &'static str),
@@ -115,7 +136,8 @@ impl ApiError {
             }
             ApiError::UploadInvalid(_) => (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID", none()),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED", none()),
-            ApiError::TooManyRequests { retry_after } => (
+            ApiError::TooManyRequests { retry_after }
+            | ApiError::TooManyFailedLogins { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOOMANYREQUESTS",
                 vec![(
@@ -123,6 +145,13 @@ impl ApiError {
                     retry_after.as_secs().max(1).to_string(),
                 )],
             ),
+            ApiError::Unauthorized { challenge, .. } => (
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                vec![(header::WWW_AUTHENTICATE, challenge.clone())],
+            ),
+            ApiError::Denied(_) => (StatusCode::FORBIDDEN, "DENIED", none()),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN", none()),
             ApiError::MethodNotAllowed(_, allowed) => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "UNSUPPORTED",

@@ -5,6 +5,7 @@
 //! become responses in [`error`] only. Every response carries
 //! `Docker-Distribution-API-Version: registry/2.0`, errors included.
 
+mod auth;
 pub mod budget;
 pub mod error;
 pub mod headers;
@@ -16,6 +17,7 @@ mod drain;
 mod manifests;
 mod uploads;
 
+use crate::access::{Caller, Gate};
 use crate::storage::Storage;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -25,6 +27,7 @@ use error::{ApiError, ApiResult};
 use http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use path::Route;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The TCP peer of a connection, put into every request's extensions by the server.
@@ -65,6 +68,8 @@ pub struct AppState {
     pub min_upload_rate: headers::MinRate,
     /// Memory shared by the manifest bodies being received.
     pub manifest_budget: budget::ManifestBudget,
+    /// Access control: who callers are and what they may do.
+    pub gate: Arc<Gate>,
 }
 
 impl AppState {
@@ -93,14 +98,25 @@ async fn add_api_version(mut resp: Response) -> Response {
     resp
 }
 
-/// Route one request.
+/// Route one request: `/token`, or an API route once the caller is admitted.
 async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let query = Query::parse(parts.uri.query());
     let (body, unread) = drain::shared(body);
-    let result = match Route::parse(parts.uri.path()) {
-        Ok(route) => handle(&app, route, &parts, query, body).await,
-        Err(e) => Err(e.into()),
+    let result = if parts.uri.path() == "/token" {
+        auth::token(&app, &parts, &query).await
+    } else {
+        match Route::parse(parts.uri.path()) {
+            Ok(route) => match auth::admit(&app, &route, &parts).await {
+                Ok(caller) => {
+                    let result = handle(&app, &caller, &route, &parts, &query, body).await;
+                    auth::audit(&app, &caller, &route, &parts, &query, &result);
+                    result
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e.into()),
+        }
     };
     match result {
         Ok(resp) => resp,
@@ -123,9 +139,10 @@ async fn dispatch(State(app): State<AppState>, req: Request) -> Response {
 
 async fn handle(
     app: &AppState,
-    route: Route,
+    caller: &Caller,
+    route: &Route,
     parts: &http::request::Parts,
-    query: Query,
+    query: &Query,
     body: Body,
 ) -> ApiResult {
     let m = &parts.method;
@@ -137,33 +154,33 @@ async fn handle(
             &[(header::CONTENT_TYPE, "application/json".into())],
             if is(&Method::GET) { "{}" } else { "" },
         )),
-        Route::Catalog if is(&Method::GET) => discovery::catalog(app, &query).await,
-        Route::Tags(repo) if is(&Method::GET) => discovery::tags(app, &repo, &query).await,
+        Route::Catalog if is(&Method::GET) => discovery::catalog(app, caller, query).await,
+        Route::Tags(repo) if is(&Method::GET) => discovery::tags(app, repo, query).await,
         Route::Referrers(repo, d) if is(&Method::GET) => {
-            discovery::referrers(app, &repo, &d, &query).await
+            discovery::referrers(app, repo, d, query).await
         }
         Route::Manifest(repo, r) if is(&Method::GET) || is(&Method::HEAD) => {
-            manifests::get(app, &repo, &r, h, is(&Method::HEAD)).await
+            manifests::get(app, repo, r, h, is(&Method::HEAD)).await
         }
         Route::Manifest(repo, r) if is(&Method::PUT) => {
-            manifests::put(app, &repo, &r, h, &query, body).await
+            manifests::put(app, repo, r, h, query, body).await
         }
-        Route::Manifest(repo, r) if is(&Method::DELETE) => manifests::delete(app, &repo, &r).await,
+        Route::Manifest(repo, r) if is(&Method::DELETE) => manifests::delete(app, repo, r).await,
         Route::Blob(repo, d) if is(&Method::GET) || is(&Method::HEAD) => {
-            blobs::get(app, &repo, &d, h, is(&Method::HEAD)).await
+            blobs::get(app, repo, d, h, is(&Method::HEAD)).await
         }
-        Route::Blob(repo, d) if is(&Method::DELETE) => blobs::delete(app, &repo, &d).await,
+        Route::Blob(repo, d) if is(&Method::DELETE) => blobs::delete(app, repo, d).await,
         Route::UploadStart(repo) if is(&Method::POST) => {
-            uploads::start(app, &repo, parts, &query, body).await
+            uploads::start(app, caller, repo, parts, query, body).await
         }
-        Route::Upload(repo, id) if is(&Method::GET) => uploads::status(app, &repo, &id).await,
+        Route::Upload(repo, id) if is(&Method::GET) => uploads::status(app, repo, id).await,
         Route::Upload(repo, id) if is(&Method::PATCH) => {
-            uploads::patch(app, &repo, &id, h, body).await
+            uploads::patch(app, repo, id, h, body).await
         }
         Route::Upload(repo, id) if is(&Method::PUT) => {
-            uploads::finish(app, &repo, &id, h, &query, body).await
+            uploads::finish(app, repo, id, h, query, body).await
         }
-        Route::Upload(repo, id) if is(&Method::DELETE) => uploads::cancel(app, &repo, &id).await,
+        Route::Upload(repo, id) if is(&Method::DELETE) => uploads::cancel(app, repo, id).await,
         route => Err(ApiError::MethodNotAllowed(
             m.clone(),
             route.allowed_methods(),

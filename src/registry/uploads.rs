@@ -4,7 +4,8 @@ use super::error::{ApiError, ApiResult};
 use super::headers::{
     body_stream, chunk_bounds, content_length, upload_range, CONTENT_DIGEST, UPLOAD_UUID,
 };
-use super::{hname, respond, AppState, ClientAddr, Query};
+use super::{hname, respond, AppState, Query};
+use crate::access::Caller;
 use crate::oci::{Algorithm, Digest, RepoName};
 use crate::storage::UploadStatus;
 use axum::body::Body;
@@ -55,13 +56,14 @@ fn session(app: &AppState, repo: &RepoName, status: StatusCode, up: &UploadStatu
 /// Start an upload; or push a whole blob (`?digest=`); or mount one (`?mount=[&from=]`).
 pub(super) async fn start(
     app: &AppState,
+    caller: &Caller,
     repo: &RepoName,
     parts: &http::request::Parts,
     query: &Query,
     body: Body,
 ) -> ApiResult {
     let headers = &parts.headers;
-    let client = parts.extensions.get::<ClientAddr>().map(ClientAddr::ip);
+    let client = Some(caller.ip);
     if let Some(mount) = query.get("mount") {
         let digest: Digest = mount.parse()?;
         let from: Option<RepoName> = query
@@ -69,8 +71,16 @@ pub(super) async fn start(
             .map(|f| f.parse())
             .transpose()
             .map_err(ApiError::Name)?;
-        if app.storage.mount_blob(repo, &digest, from.as_ref()).await? {
-            return Ok(created(app, repo, &digest));
+        // A mount takes the blob from another repository: only from one the caller may
+        // pull. Otherwise the client uploads it as usual (the spec's fallback).
+        let source = match from {
+            Some(from) => app.gate.may_pull(caller, from.as_str()).then_some(from),
+            None => mountable_from(app, caller, &digest).await?,
+        };
+        if let Some(source) = source {
+            if app.storage.mount_blob(repo, &digest, Some(&source)).await? {
+                return Ok(created(app, repo, &digest));
+            }
         }
         let up = app
             .storage
@@ -91,6 +101,21 @@ pub(super) async fn start(
         .start_upload(repo, Algorithm::Sha256, client)
         .await?;
     Ok(session(app, repo, StatusCode::ACCEPTED, &up))
+}
+
+/// A repository holding `digest` that `caller` may pull, for a mount without `from`.
+async fn mountable_from(
+    app: &AppState,
+    caller: &Caller,
+    digest: &Digest,
+) -> Result<Option<RepoName>, ApiError> {
+    /// Repositories looked at; a blob shared more widely than this is uploaded again.
+    const CANDIDATES: u32 = 100;
+    let repos = app.storage.blob_repositories(digest, CANDIDATES).await?;
+    Ok(repos
+        .into_iter()
+        .find(|r| app.gate.may_pull(caller, r))
+        .and_then(|r| r.parse().ok()))
 }
 
 /// Where an upload stands (204 with `Range`).

@@ -239,6 +239,12 @@ impl Storage {
         Ok(linked)
     }
 
+    /// Up to `limit` repositories that link blob `digest` (where a mount without
+    /// `from` could take it from), sorted.
+    pub async fn blob_repositories(&self, digest: &Digest, limit: u32) -> Result<Vec<String>> {
+        self.inner.db.blob_repositories(digest, limit).await
+    }
+
     /// Tags of `repo`, sorted, at most `n`, strictly after `last`; `None` if the
     /// repository does not exist.
     pub async fn tags(&self, repo: &RepoName, n: u32, last: Option<&str>) -> Result<Vec<String>> {

@@ -232,6 +232,17 @@ impl Db {
         Ok(true)
     }
 
+    /// Up to `limit` repositories that link blob `digest`, sorted.
+    pub async fn blob_repositories(&self, digest: &Digest, limit: u32) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT repo FROM repo_blobs WHERE digest = ? ORDER BY repo LIMIT ?")
+                .bind(digest.as_str())
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(rows.into_iter().map(|(r,)| r).collect())
+    }
+
     /// Unlink `digest` from `repo`, unless a manifest of `repo` references it. Returns
     /// `None` if it was not linked, otherwise whether this removed the last link (the
     /// caller then deletes the data).

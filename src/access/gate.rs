@@ -344,6 +344,15 @@ impl Gate {
             );
             return Err(SignInError::TooManyFailures(wait));
         }
+        // A password checked recently needs no bcrypt run, nor a trip to the blocking
+        // pool (curl and skopeo send it on every request).
+        if self
+            .htpasswd
+            .as_ref()
+            .is_some_and(|h| h.remembered(&user, &password))
+        {
+            return Ok(claimed);
+        }
         let gate = self.clone();
         let check = tokio::task::spawn_blocking(move || match &gate.htpasswd {
             Some(h) => h.check(&user, &password),

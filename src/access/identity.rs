@@ -34,6 +34,13 @@ impl fmt::Display for Identity {
     }
 }
 
+/// The Common Name of a client certificate signed by `[tls] client_ca`, verified during
+/// the TLS handshake. The server puts it in the extensions of every request of that
+/// connection; it is never empty and never `anonymous` (such certificates carry no
+/// identity). The registry turns it into a signed-in [`Identity`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CertIdentity(pub String);
+
 /// The word for the anonymous identity in rules and logs; no user may be called this.
 pub const ANONYMOUS: &str = "anonymous";
 

@@ -31,7 +31,7 @@ pub use action::{Action, ActionSet};
 pub use audit::{AuditAction, AuditEvent, AuditLog, AuditSink, Outcome};
 pub use glob::RepoGlob;
 pub use htpasswd::Htpasswd;
-pub use identity::{Identity, Who};
+pub use identity::{CertIdentity, Identity, Who};
 pub use limiter::LoginLimiter;
 pub use net::{normalize_ip, parse_net, NetSet};
 pub use policy::Policy;

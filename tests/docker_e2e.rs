@@ -36,7 +36,24 @@ fn docker_push_pull_run_against_distribution() {
 fn docker_verifies_the_registry_ca_on_a_non_loopback_address() {
     // Guards drop in reverse order: certs.d entry, dockerd, server, then the namespace.
     let ns = NetNs::create();
-    let server = Server::builder().netns(&ns).start();
+    // Docker and curl reach the server from the root side of the link, a TEST-NET address
+    // the default policy would close at accept: admit it.
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("access.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[access.networks]\nroot_side = [\"{}/32\"]\n\n[[access.rule]]\n\
+             from = [\"root_side\"]\nallow = [\"pull\", \"push\", \"delete\", \"catalog\"]\n",
+            ns.host_ip()
+        ),
+    )
+    .unwrap();
+    let server = Server::builder()
+        .netns(&ns)
+        .arg("--config")
+        .arg(&cfg)
+        .start();
     let host_port = server.host_port();
     assert_eq!(server.addr().ip(), ns.ns_ip(), "server address");
     assert!(!server.addr().ip().is_loopback());

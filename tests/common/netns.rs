@@ -2,8 +2,9 @@
 //! server on a real, non-loopback address (clients such as dockerd treat loopback
 //! specially).
 //!
-//! Addresses come from TEST-NET-2, `198.51.100.0/24` (RFC 5737, never routed): each
-//! namespace gets a free `/30`, the root side `.1` of it and the namespace side `.2`.
+//! Addresses come from TEST-NET-2, `198.51.100.0/24` (RFC 5737, never routed), or from a
+//! part of a TEST-NET block a test names ([`NetNs::create_in`]): each namespace gets a
+//! free `/30`, the root side `.1` of it and the namespace side `.2`.
 //! Dropping the guard deletes the veth pair and the namespace, also after a panic.
 
 use std::net::Ipv4Addr;
@@ -13,8 +14,23 @@ use std::sync::Mutex;
 
 use super::{require_root, require_tool};
 
-/// The range the /30s are taken from: TEST-NET-2.
-const TEST_NET: [u8; 3] = [198, 51, 100];
+/// The range the /30s of [`NetNs::create`] are taken from: all of TEST-NET-2.
+pub const TEST_NET_2: Range = Range {
+    prefix: [198, 51, 100],
+    first: 0,
+    blocks: 64,
+};
+
+/// A run of /30 blocks within a /24: `prefix.first` up to `blocks` /30s further.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    /// The first three octets.
+    pub prefix: [u8; 3],
+    /// The last octet of the first block (a multiple of 4).
+    pub first: u8,
+    /// How many /30s the range holds.
+    pub blocks: usize,
+}
 
 static INSTANCE: AtomicUsize = AtomicUsize::new(0);
 /// Serialises picking a /30 and configuring it, within one test binary.
@@ -33,14 +49,21 @@ impl NetNs {
     /// Creates the namespace, the veth pair and their addresses; panics (after cleaning up
     /// what it made) when `ip` fails.
     pub fn create() -> NetNs {
+        NetNs::create_in(TEST_NET_2)
+    }
+
+    /// Like [`NetNs::create`], with the /30 taken from `range` (so that test files can keep
+    /// to their own addresses).
+    pub fn create_in(range: Range) -> NetNs {
         require_root("creating a network namespace");
         require_tool("ip");
         let _lock = SETUP.lock().unwrap_or_else(|p| p.into_inner());
         let pid = std::process::id();
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
-        let block = free_block(pid as usize + n);
-        let host_ip = Ipv4Addr::new(TEST_NET[0], TEST_NET[1], TEST_NET[2], block + 1);
-        let ns_ip = Ipv4Addr::new(TEST_NET[0], TEST_NET[1], TEST_NET[2], block + 2);
+        let block = free_block(range, pid as usize + n);
+        let [a, b, c] = range.prefix;
+        let host_ip = Ipv4Addr::new(a, b, c, block + 1);
+        let ns_ip = Ipv4Addr::new(a, b, c, block + 2);
         let name = format!("imgflow-test-{pid}-{n}");
         // Interface names are limited to 15 bytes.
         let tag = format!("imf{pid:x}{n}");
@@ -142,10 +165,10 @@ fn quiet_ip(args: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The last octet of the network address of a /30 in TEST-NET-2 that no address of the
+/// The last octet of the network address of a /30 in `range` that no address of the
 /// root namespace falls in, trying blocks from `start` on (so concurrent test processes
 /// tend to pick different ones).
-fn free_block(start: usize) -> u8 {
+fn free_block(range: Range, start: usize) -> u8 {
     let out = Command::new(require_tool("ip"))
         .args(["-o", "-4", "addr", "show"])
         .output()
@@ -155,13 +178,13 @@ fn free_block(start: usize) -> u8 {
         .split_whitespace()
         .filter_map(|w| w.split('/').next()?.parse().ok())
         .collect();
-    (0..64)
-        .map(|i| (((start + i) % 64) * 4) as u8)
+    (0..range.blocks)
+        .map(|i| range.first + (((start + i) % range.blocks) * 4) as u8)
         .find(|&block| {
             !used.iter().any(|a| {
                 let o = a.octets();
-                o[..3] == TEST_NET && o[3] & !3 == block
+                o[..3] == range.prefix && o[3] & !3 == block
             })
         })
-        .expect("every /30 of 198.51.100.0/24 is in use")
+        .unwrap_or_else(|| panic!("every /30 of {range:?} is in use"))
 }

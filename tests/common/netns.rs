@@ -2,9 +2,15 @@
 //! server on a real, non-loopback address (clients such as dockerd treat loopback
 //! specially).
 //!
-//! Addresses come from TEST-NET-2, `198.51.100.0/24` (RFC 5737, never routed): each
+//! Addresses come from TEST-NET-2 (RFC 5737, never routed), `198.51.100.0/25`: each
 //! namespace gets a free `/30`, the root side `.1` of it and the namespace side `.2`.
 //! Dropping the guard deletes the veth pair and the namespace, also after a panic.
+//!
+//! [`NetNs::create_client`] is the other way round: the server stays in the root
+//! namespace and the namespace holds a *client*, which reaches the server at the root
+//! side's address and is seen with the namespace side's address as its source. Its /30s
+//! come from the upper half, `198.51.100.128/25`, so that tests putting servers in
+//! namespaces and tests putting clients there do not compete for blocks.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -15,6 +21,10 @@ use super::{require_root, require_tool};
 
 /// The range the /30s are taken from: TEST-NET-2.
 const TEST_NET: [u8; 3] = [198, 51, 100];
+/// The /30s [`NetNs::create`] picks from: `198.51.100.0/25` (blocks 0..32).
+const SERVER_BLOCKS: std::ops::Range<usize> = 0..32;
+/// The /30s [`NetNs::create_client`] picks from: `198.51.100.128/25` (blocks 32..64).
+const CLIENT_BLOCKS: std::ops::Range<usize> = 32..64;
 
 static INSTANCE: AtomicUsize = AtomicUsize::new(0);
 /// Serialises picking a /30 and configuring it, within one test binary.
@@ -33,15 +43,26 @@ impl NetNs {
     /// Creates the namespace, the veth pair and their addresses; panics (after cleaning up
     /// what it made) when `ip` fails.
     pub fn create() -> NetNs {
+        NetNs::create_in(SERVER_BLOCKS, "test")
+    }
+
+    /// A namespace for a client of a server in the root namespace (see the module docs),
+    /// on a /30 of `198.51.100.128/25`. `label` (e.g. `vlan`) goes into the namespace's
+    /// name so that a leftover is recognisable.
+    pub fn create_client(label: &str) -> NetNs {
+        NetNs::create_in(CLIENT_BLOCKS, label)
+    }
+
+    fn create_in(blocks: std::ops::Range<usize>, label: &str) -> NetNs {
         require_root("creating a network namespace");
         require_tool("ip");
         let _lock = SETUP.lock().unwrap_or_else(|p| p.into_inner());
         let pid = std::process::id();
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
-        let block = free_block(pid as usize + n);
+        let block = free_block(blocks, pid as usize + n);
         let host_ip = Ipv4Addr::new(TEST_NET[0], TEST_NET[1], TEST_NET[2], block + 1);
         let ns_ip = Ipv4Addr::new(TEST_NET[0], TEST_NET[1], TEST_NET[2], block + 2);
-        let name = format!("imgflow-test-{pid}-{n}");
+        let name = format!("imgflow-{label}-{pid}-{n}");
         // Interface names are limited to 15 bytes.
         let tag = format!("imf{pid:x}{n}");
         let (host_if, ns_if) = (format!("{tag}h"), format!("{tag}n"));
@@ -99,6 +120,13 @@ impl NetNs {
         &self.host_if
     }
 
+    /// `program` run inside the namespace (`ip netns exec NAME program`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(require_tool("ip"));
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
+    }
+
     /// Whether a namespace named `name` exists.
     pub fn exists(name: &str) -> bool {
         std::path::Path::new("/run/netns").join(name).exists()
@@ -142,10 +170,10 @@ fn quiet_ip(args: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The last octet of the network address of a /30 in TEST-NET-2 that no address of the
-/// root namespace falls in, trying blocks from `start` on (so concurrent test processes
-/// tend to pick different ones).
-fn free_block(start: usize) -> u8 {
+/// The last octet of the network address of a /30 among `blocks` (numbered from 0 at
+/// `198.51.100.0/30`) that no address of the root namespace falls in, trying blocks from
+/// `start` on (so concurrent test processes tend to pick different ones).
+fn free_block(blocks: std::ops::Range<usize>, start: usize) -> u8 {
     let out = Command::new(require_tool("ip"))
         .args(["-o", "-4", "addr", "show"])
         .output()
@@ -155,13 +183,20 @@ fn free_block(start: usize) -> u8 {
         .split_whitespace()
         .filter_map(|w| w.split('/').next()?.parse().ok())
         .collect();
-    (0..64)
-        .map(|i| (((start + i) % 64) * 4) as u8)
+    let count = blocks.len();
+    (0..count)
+        .map(|i| ((blocks.start + (start + i) % count) * 4) as u8)
         .find(|&block| {
             !used.iter().any(|a| {
                 let o = a.octets();
                 o[..3] == TEST_NET && o[3] & !3 == block
             })
         })
-        .expect("every /30 of 198.51.100.0/24 is in use")
+        .unwrap_or_else(|| {
+            let first = blocks.start * 4;
+            panic!(
+                "every /30 of 198.51.100.{first}/{} is in use",
+                32 - (count * 4).ilog2()
+            )
+        })
 }

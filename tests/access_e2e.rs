@@ -920,6 +920,18 @@ fn tokens_are_scoped_short_lived_and_tamper_proof() {
     .send()
     .expect(200, "pull with a team/a token");
 
+    // A token is no ticket out of the rules' networks: replayed from the cluster, where
+    // no rule lets carol push, it pushes nothing.
+    curl(
+        Some(&nets.cluster),
+        &team,
+        "POST",
+        format!("{}/v2/team/a/blobs/uploads/", team.url(&nets.cluster)),
+    )
+    .bearer(&token)
+    .send()
+    .expect_denied("a VLAN token replayed from the cluster");
+
     // Wrong scope: another repository, another action.
     upload("team/b", &token).expect_denied("push to team/b with a team/a token");
     curl(

@@ -95,6 +95,19 @@ pub struct ServerConfig {
     pub manifest_budget_bytes: u64,
     /// Seconds a manifest PUT waits for room in the budget before a 429.
     pub manifest_budget_wait_secs: u64,
+    /// `Strict-Transport-Security: max-age` of HTTPS responses in seconds (0: no header).
+    pub hsts_max_age_secs: u64,
+    /// Address of the plain-HTTP listener that redirects to HTTPS (empty: none).
+    pub http_redirect_listen: String,
+}
+
+impl ServerConfig {
+    /// The redirect listener's address, `None` when `http_redirect_listen` is empty.
+    /// Loading a configuration checks it, so this only fails for values set afterwards.
+    pub fn redirect_listen(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        let text = self.http_redirect_listen.trim();
+        (!text.is_empty()).then(|| text.parse()).transpose()
+    }
 }
 
 /// `[tls]`.
@@ -171,6 +184,13 @@ impl Config {
             let keys = locate::error_path(e.path(), &message);
             at(&keys, format!("{}: {message}", DisplayPath(&keys)))
         })?;
+        if let Err(e) = cfg.server.redirect_listen() {
+            let keys = [
+                KeyPart::Key("server".into()),
+                KeyPart::Key("http_redirect_listen".into()),
+            ];
+            return Err(at(&keys, format!("server.http_redirect_listen: {e}")));
+        }
         // Names a rule uses must exist: compiling the policy checks them.
         Policy::new(cfg.access.as_ref()).map_err(|e| at(&e.path, e.to_string()))?;
         cfg.base_dir = path.map(|p| p.parent().unwrap_or(Path::new("")).to_path_buf());
@@ -249,6 +269,8 @@ mod tests {
         assert_eq!(c.server.min_upload_rate_window_secs, 30);
         assert_eq!(c.server.manifest_budget_bytes, 16 * 1024 * 1024);
         assert_eq!(c.server.manifest_budget_wait_secs, 5);
+        assert_eq!(c.server.hsts_max_age_secs, 31_536_000);
+        assert_eq!(c.server.redirect_listen().unwrap(), None);
         // The budget holds several manifests of the largest size.
         assert!(c.server.manifest_budget_bytes >= 4 * c.storage.max_manifest_bytes);
         // The repository's config/registry.toml is the embedded default.
@@ -264,6 +286,17 @@ mod tests {
         let c = Config::from_toml("[server]\nlisten = \"127.0.0.1:6000\"\n", None).unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:6000".parse().unwrap());
         assert_eq!(c.storage, Config::default_config().storage);
+    }
+
+    #[test]
+    fn a_bad_redirect_address_is_an_error_with_its_line() {
+        let e = Config::from_toml("[server]\n\nhttp_redirect_listen = \"80\"\n", None).unwrap_err();
+        assert!(e.to_string().contains("line 3"), "{e}");
+        let c = Config::from_toml("[server]\nhttp_redirect_listen = \"[::]:80\"\n", None).unwrap();
+        assert_eq!(
+            c.server.redirect_listen().unwrap(),
+            Some("[::]:80".parse().unwrap())
+        );
     }
 
     #[test]

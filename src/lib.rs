@@ -21,7 +21,8 @@
 //! - [`registry`] is the OCI Distribution v1.1 HTTP API: one typed path parser routes every
 //!   `/v2/...` URL, thin handlers call storage, and [`registry::error`] is the one place
 //!   where errors become HTTP statuses and OCI error codes.
-//! - [`tls`] loads or generates certificates; [`server`] accepts connections.
+//! - [`tls`] loads, reloads or generates certificates and reads client certificates;
+//!   [`server`] accepts connections (closing addresses no access rule admits).
 //! - [`access`] decides who may do what from where (policy, users, tokens, audit log); it
 //!   knows no HTTP, and [`server`] and [`registry`] call it.
 //! - [`client`] is the one OCI client, used by the tests and the conformance suite; it sees a

@@ -2,12 +2,13 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use futures::FutureExt;
 use imgflow::access::{AuditLog, Gate, GateOptions, Htpasswd, Policy, TokenKeys};
 use imgflow::config::Config;
 use imgflow::registry::budget::ManifestBudget;
 use imgflow::registry::headers::MinRate;
 use imgflow::registry::{self, AppState};
-use imgflow::server::{self, ServeOptions};
+use imgflow::server::{self, RedirectTarget, ServeOptions};
 use imgflow::storage::{Storage, StorageOptions, UploadLimits};
 use imgflow::tls::{self, CertPaths};
 use std::net::SocketAddr;
@@ -229,7 +230,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let paths = CertPaths::in_dir(&cfg.tls.certs_dir);
     let names = tls::default_names(&cfg.tls.extra_names);
     let generated = tls::ensure(&paths, &names).context("preparing TLS certificates")?;
-    let tls_config = tls::server_config(&paths).context("loading TLS certificates")?;
+    let client_ca = cfg.client_ca_path();
+    let live_tls =
+        tls::LiveTls::load(&paths, client_ca.as_deref()).context("loading TLS certificates")?;
+    if let Some(ca) = &client_ca {
+        tracing::info!(client_ca = %ca.display(), "client certificates signed by this CA identify their Common Name");
+    }
+    let policy = Arc::new(Policy::new(cfg.access.as_ref())?);
+    tracing::info!(policy = policy.description(), "access policy");
 
     let storage = Storage::open(StorageOptions {
         data_dir: cfg.storage.data_dir.clone(),
@@ -245,13 +253,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     .with_context(|| format!("opening storage in {}", cfg.storage.data_dir.display()))?;
     spawn_sweep(storage.clone());
 
-    let gate = Arc::new(build_gate(&cfg)?);
+    let gate = Arc::new(build_gate(&cfg, Policy::clone(&policy))?);
     spawn_user_reload(gate.clone());
     let public_url = Some(cfg.server.public_url.trim().to_string()).filter(|u| !u.is_empty());
     let app = registry::router(AppState {
         gate,
         storage,
-        public_url,
+        public_url: public_url.clone(),
         body_idle_timeout: Duration::from_secs(cfg.server.body_idle_timeout_secs),
         min_upload_rate: MinRate {
             bytes_per_sec: cfg.server.min_upload_rate_bytes_per_sec,
@@ -267,6 +275,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
+    let shutdown = shutdown_signal().shared();
+    if let Some(redirect_addr) = cfg.server.redirect_listen()? {
+        let redirect = tokio::net::TcpListener::bind(redirect_addr)
+            .await
+            .with_context(|| format!("binding the HTTP redirect listener {redirect_addr}"))?;
+        tracing::info!(addr = %redirect.local_addr()?, "redirecting plain HTTP to HTTPS");
+        tokio::spawn(server::serve_redirect(
+            redirect,
+            policy.clone(),
+            RedirectTarget::new(public_url.as_deref(), addr.port()),
+            Duration::from_secs(cfg.server.header_read_timeout_secs),
+            shutdown.clone(),
+        ));
+    }
+    live_tls.watch();
     if generated {
         print_trust_help(&paths, &names, addr.port());
     }
@@ -279,16 +302,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_connections: cfg.server.max_connections,
         max_header_bytes: cfg.server.max_header_bytes,
         idle_timeout: Duration::from_secs(cfg.server.idle_timeout_secs),
+        policy,
+        hsts_max_age_secs: cfg.server.hsts_max_age_secs,
     };
-    server::serve(listener, tls_config, app, opts, shutdown_signal()).await?;
+    server::serve(listener, live_tls, app, opts, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Access control from the configuration: rules, users, token key, audit log.
-fn build_gate(cfg: &Config) -> anyhow::Result<Gate> {
-    let policy = Policy::new(cfg.access.as_ref())?;
-    tracing::info!("access: {}", policy.description());
+/// Access control from the configuration: `policy` (the compiled rules), users, token
+/// key, audit log.
+fn build_gate(cfg: &Config, policy: Policy) -> anyhow::Result<Gate> {
     let htpasswd = match cfg.htpasswd_path() {
         Some(path) => Some(
             Htpasswd::load(&path)

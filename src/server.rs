@@ -16,23 +16,39 @@
 //! `max_header_bytes` (HTTP/1.1 answers `431`; on HTTP/2 the limit is announced as
 //! `SETTINGS_MAX_HEADER_LIST_SIZE` and a larger header block gets a `431` response
 //! after which the stream is reset, without reaching the registry).
+//!
+//! Access starts here: a client whose address no access rule could ever admit is closed
+//! at accept, before any TLS byte is sent. Every request carries the client's address
+//! ([`ClientAddr`]) and, when the client presented a certificate `[tls] client_ca` signed,
+//! its Common Name ([`CertIdentity`]); the registry decides the rest. Each connection
+//! takes the TLS configuration current when it was accepted ([`LiveTls`]), so
+//! certificate reloads reach new connections only. HTTPS responses carry
+//! `Strict-Transport-Security` when configured; [`serve_redirect`] is the optional
+//! plain-HTTP listener that only redirects to HTTPS.
 
+mod accept;
 mod activity;
 mod read_cap;
+mod redirect;
 
+pub use redirect::{serve_redirect, RedirectTarget};
+
+use crate::access::{CertIdentity, Policy};
 use crate::registry::ClientAddr;
+use crate::tls::LiveTls;
+use accept::{accept_admitted, Refusals};
 use activity::Activity;
 use axum::Router;
+use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use read_cap::ReadCap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -55,6 +71,12 @@ pub struct ServeOptions {
     pub max_header_bytes: usize,
     /// An HTTP/2 connection with no request in flight for this long is closed.
     pub idle_timeout: Duration,
+    /// The access policy: connections from addresses it could never admit are closed at
+    /// accept, before TLS.
+    pub policy: Arc<Policy>,
+    /// `max-age` of the `Strict-Transport-Security` header on every response, in
+    /// seconds; 0: no header.
+    pub hsts_max_age_secs: u64,
 }
 
 /// Largest HTTP/1.1 read (and write-coalescing) buffer of a connection, unless the header
@@ -62,47 +84,28 @@ pub struct ServeOptions {
 /// buffer that large; TLS records are at most 16 KiB, so 64 KiB costs no throughput.
 const H1_MAX_BUF: usize = 64 << 10;
 
-/// How often a warning sums up the connections refused over `max_connections`.
-const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(10);
-
-/// Counts connections refused for lack of a slot: each at debug level, with a warning
-/// at most every [`REFUSAL_WARN_EVERY`].
-struct Refusals {
-    total: u64,
-    unreported: u64,
-    last_warn: Option<Instant>,
+/// What the service of one connection adds to each request and response.
+#[derive(Clone)]
+struct ConnInfo {
+    client: ClientAddr,
+    /// The verified client certificate's Common Name.
+    cert: Option<CertIdentity>,
+    /// The `Strict-Transport-Security` value.
+    hsts: Option<HeaderValue>,
 }
 
-impl Refusals {
-    fn note(&mut self, peer: SocketAddr, max: usize) {
-        self.total += 1;
-        self.unreported += 1;
-        tracing::debug!(%peer, max_connections = max, "connection refused: all slots busy");
-        if self
-            .last_warn
-            .is_none_or(|t| t.elapsed() >= REFUSAL_WARN_EVERY)
-        {
-            tracing::warn!(
-                refused = self.unreported,
-                total = self.total,
-                max_connections = max,
-                "refusing connections: server.max_connections reached"
-            );
-            self.unreported = 0;
-            self.last_warn = Some(Instant::now());
-        }
-    }
-}
-
-/// Serve `app` over TLS on `listener` until `shutdown` resolves, then drain.
+/// Serve `app` over TLS on `listener` until `shutdown` resolves, then drain. Each new
+/// connection uses the configuration `tls` holds when it is accepted.
 pub async fn serve(
     listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<LiveTls>,
     app: Router,
     opts: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let acceptor = TlsAcceptor::from(tls);
+    let hsts = (opts.hsts_max_age_secs > 0)
+        .then(|| HeaderValue::from_str(&format!("max-age={}", opts.hsts_max_age_secs)))
+        .and_then(Result::ok);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut h1 = http1::Builder::new();
     h1.timer(TokioTimer::new())
@@ -124,34 +127,28 @@ pub async fn serve(
     let builders = Arc::new((h1, h2));
     let max = opts.max_connections.max(1);
     let slots = Arc::new(Semaphore::new(max));
-    let mut refusals = Refusals {
-        total: 0,
-        unreported: 0,
-        last_warn: None,
-    };
+    let mut busy = Refusals::new("refusing connections: server.max_connections reached");
+    let mut denied = Refusals::new("closing connections from addresses no access rule admits");
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(x) => x,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
+        // Nothing, not even a TLS handshake, for an address that can never be admitted.
+        let policy = &opts.policy;
+        let Some((tcp, peer)) =
+            accept_admitted(&listener, policy, &mut denied, shutdown.as_mut()).await
+        else {
+            break;
         };
         // Memory stays bounded however many clients come; a client past the limit is
         // told at once (its connection closes) instead of hanging in the backlog.
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            refusals.note(peer, max);
+            tracing::debug!(%peer, max_connections = max, "connection refused: all slots busy");
+            busy.note();
             drop(tcp);
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
+        let acceptor = TlsAcceptor::from(tls.current());
+        let hsts = hsts.clone();
         let builders = builders.clone();
         let app = app.clone();
         let stop = stop_rx.clone();
@@ -170,7 +167,12 @@ pub async fn serve(
                     return;
                 }
             };
-            let is_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let session = tls.get_ref().1;
+            let is_h2 = session.alpn_protocol() == Some(b"h2".as_slice());
+            let cert = crate::tls::cert_identity(session.peer_certificates());
+            if let Some(CertIdentity(name)) = &cert {
+                tracing::debug!(%peer, client_cert = %name, "client certificate verified");
+            }
             // A connection must start talking within the header timeout; the buffered
             // first bytes are then read by the HTTP codec as usual.
             let mut io = BufReader::with_capacity(4096, tls);
@@ -183,10 +185,14 @@ pub async fn serve(
                 }
             }
             let io = TokioIo::new(ReadCap::new(io));
-            let client = ClientAddr::new(peer);
+            let info = ConnInfo {
+                client: ClientAddr::new(peer),
+                cert,
+                hsts,
+            };
             let result = if is_h2 {
                 let activity = Arc::new(Activity::default());
-                let service = service(app, client, Some(activity.clone()));
+                let service = service(app, info, Some(activity.clone()));
                 let conn = builders.1.serve_connection(io, service);
                 let idle = async move {
                     activity.idle_for(opts.idle_timeout).await;
@@ -195,7 +201,7 @@ pub async fn serve(
                 drive(conn, http2::Connection::graceful_shutdown, idle, stop).await
             } else {
                 // HTTP/1.1 idle keep-alive is bounded by the header read timeout.
-                let service = service(app, client, None);
+                let service = service(app, info, None);
                 let conn = builders.0.serve_connection(io, service);
                 let never = std::future::pending::<()>();
                 drive(conn, http1::Connection::graceful_shutdown, never, stop).await
@@ -218,11 +224,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// The per-connection service: the registry, with the client's address in every
-/// request's extensions and, on HTTP/2, every request counted in `activity`.
+/// The per-connection service: the registry, with the client's address (and certificate
+/// identity) in every request's extensions, HSTS on every response and, on HTTP/2, every
+/// request counted in `activity`.
 fn service(
     app: Router,
-    client: ClientAddr,
+    info: ConnInfo,
     activity: Option<Arc<Activity>>,
 ) -> impl hyper::service::Service<
     http::Request<Incoming>,
@@ -231,11 +238,19 @@ fn service(
     Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
 > + Clone {
     hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
-        req.extensions_mut().insert(client);
+        req.extensions_mut().insert(info.client);
+        if let Some(cert) = &info.cert {
+            req.extensions_mut().insert(cert.clone());
+        }
         let in_flight = activity.as_ref().map(Activity::begin);
         let app = app.clone();
+        let hsts = info.hsts.clone();
         async move {
-            let resp = app.oneshot(req).await?;
+            let mut resp = app.oneshot(req).await?;
+            if let Some(hsts) = hsts {
+                resp.headers_mut()
+                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts);
+            }
             Ok(match in_flight {
                 Some(guard) => resp.map(|body| activity::track(body, guard)),
                 None => resp,

@@ -1,13 +1,23 @@
 //! TLS: load the server certificate, or generate a development CA and certificate.
 //!
 //! Only TLS 1.2 and 1.3 are offered (rustls with the *ring* provider), with ALPN for
-//! HTTP/2 and HTTP/1.1.
+//! HTTP/2 and HTTP/1.1. [`reload`] keeps the certificate (and the client CA) in step with
+//! their files; [`client_cert`] reads the identity of a verified client certificate.
+
+pub mod client_cert;
+pub mod reload;
+
+pub use client_cert::cert_identity;
+pub use reload::LiveTls;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,6 +42,14 @@ pub enum TlsError {
     /// rustls rejected the certificate or key.
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    /// The client CA file cannot be used to verify client certificates.
+    #[error("client CA {path}: {reason}")]
+    ClientCa {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Paths of the files in a certificates directory.
@@ -156,29 +174,73 @@ pub fn ensure(paths: &CertPaths, names: &[String]) -> Result<bool, TlsError> {
     }
 }
 
-/// A rustls server configuration for the certificate and key in `paths`.
-pub fn server_config(paths: &CertPaths) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let cert_pem = std::fs::read(&paths.cert).map_err(io_err(&paths.cert))?;
-    let key_pem = std::fs::read(&paths.key).map_err(io_err(&paths.key))?;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+/// Read every certificate of PEM file `path`; an error when it holds none.
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(io_err(path))?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(io_err(&paths.cert))?;
+        .map_err(io_err(path))?;
     if certs.is_empty() {
         return Err(TlsError::Pem(format!(
             "{}: no certificate found",
-            paths.cert.display()
+            path.display()
         )));
     }
+    Ok(certs)
+}
+
+/// The crypto provider of every configuration: *ring*.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The server certificate chain and key in `paths`, checked to belong together (the
+/// key's public key is the certificate's).
+pub fn certified_key(paths: &CertPaths) -> Result<CertifiedKey, TlsError> {
+    let certs = read_certs(&paths.cert)?;
+    let key_pem = std::fs::read(&paths.key).map_err(io_err(&paths.key))?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(io_err(&paths.key))?
         .ok_or_else(|| TlsError::Pem(format!("{}: no private key found", paths.key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    // Parses the key and compares its public key with the certificate's.
+    Ok(CertifiedKey::from_der(certs, key, &provider())?)
+}
+
+/// A verifier of client certificates signed by the CA(s) in PEM file `path`. Clients
+/// without a certificate are still admitted; a certificate the CA did not sign fails the
+/// handshake.
+pub fn client_verifier(path: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_certs(path)? {
+        roots.add(cert).map_err(|e| TlsError::ClientCa {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::ClientCa {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
+/// A rustls server configuration whose certificate comes from `certs`, asking for
+/// client certificates when `clients` is given.
+pub fn server_config(
+    certs: Arc<dyn ResolvesServerCert>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match clients {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_cert_resolver(certs);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(cfg))
+    Ok(cfg)
 }
 
 #[cfg(test)]
@@ -195,7 +257,7 @@ mod tests {
         assert!(!ensure(&paths, &names).unwrap(), "second call must reuse");
         let mode = std::fs::metadata(&paths.key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let cfg = server_config(&paths).unwrap();
-        assert_eq!(cfg.alpn_protocols[0], b"h2");
+        let live = LiveTls::load(&paths, None).unwrap();
+        assert_eq!(live.current().alpn_protocols[0], b"h2");
     }
 }

@@ -36,12 +36,15 @@ fn docker_push_pull_run_against_distribution() {
 fn docker_verifies_the_registry_ca_on_a_non_loopback_address() {
     // Guards drop in reverse order: certs.d entry, dockerd, server, then the namespace.
     let ns = NetNs::create();
-    // TEST-NET addresses are not private: the default policy would refuse dockerd's.
-    let config = tempfile::NamedTempFile::new().unwrap();
+    // Docker and curl reach the server from the root side of the link, a TEST-NET address
+    // the default policy would close at accept: admit it.
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("access.toml");
     std::fs::write(
-        config.path(),
+        &cfg,
         format!(
-            "[[access.rule]]\nfrom = [\"{}/32\"]\nallow = [\"pull\", \"push\", \"delete\", \"catalog\"]\n",
+            "[access.networks]\nroot_side = [\"{}/32\"]\n\n[[access.rule]]\n\
+             from = [\"root_side\"]\nallow = [\"pull\", \"push\", \"delete\", \"catalog\"]\n",
             ns.host_ip()
         ),
     )
@@ -49,7 +52,7 @@ fn docker_verifies_the_registry_ca_on_a_non_loopback_address() {
     let server = Server::builder()
         .netns(&ns)
         .arg("--config")
-        .arg(config.path())
+        .arg(&cfg)
         .start();
     let host_port = server.host_port();
     assert_eq!(server.addr().ip(), ns.ns_ip(), "server address");

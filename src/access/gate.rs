@@ -72,7 +72,7 @@ pub struct Caller {
     /// Who it is.
     pub identity: Identity,
     /// The token it presented, if any: its `access` claims are what it may do.
-    pub claims: Option<Claims>,
+    pub claims: Option<Arc<Claims>>,
     /// Whether it presented valid credentials of any kind (a password, a token, even an
     /// anonymous one, or a client certificate).
     pub authenticated: bool,
@@ -95,6 +95,9 @@ pub enum SignInError {
     TokensOff,
 }
 
+/// Verified tokens remembered (each ~0.5 KiB).
+const VERIFIED_TOKENS: usize = 1024;
+
 /// What the gate is built from.
 pub struct GateOptions {
     /// The compiled rules.
@@ -116,6 +119,9 @@ pub struct GateOptions {
 
 /// Access control for one registry (see the module documentation).
 pub struct Gate {
+    /// Tokens verified recently, by SHA-256 of the token: a docker pull presents the
+    /// same token on every request, and an ES256 check costs far more than the request.
+    verified: quick_cache::sync::Cache<[u8; 32], Arc<Claims>>,
     policy: Policy,
     htpasswd: Option<Htpasswd>,
     tokens: Option<TokenKeys>,
@@ -149,6 +155,7 @@ impl Gate {
     /// A gate from its parts.
     pub fn new(opts: GateOptions) -> Gate {
         Gate {
+            verified: quick_cache::sync::Cache::new(VERIFIED_TOKENS),
             limiter: LoginLimiter::new(opts.max_failed_logins),
             policy: opts.policy,
             htpasswd: opts.htpasswd,
@@ -256,7 +263,7 @@ impl Gate {
                 let Some(keys) = &self.tokens else {
                     return Err(SignInError::TokensOff);
                 };
-                match keys.verify(&token, &self.service) {
+                match self.verify_token(keys, &token) {
                     Ok(claims) => Ok(Caller {
                         ip,
                         identity: claims.identity(),
@@ -294,6 +301,25 @@ impl Gate {
         }
     }
 
+    /// Verify `token`, or find it verified recently and not yet expired.
+    fn verify_token(&self, keys: &TokenKeys, token: &str) -> Result<Arc<Claims>, TokenError> {
+        use sha2::Digest as _;
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if let Some(claims) = self.verified.get(&key) {
+            if now <= claims.exp + super::token::LEEWAY_SECS {
+                return Ok(claims);
+            }
+            self.verified.remove(&key);
+        }
+        let claims = Arc::new(keys.verify(token, &self.service)?);
+        self.verified.insert(key, claims.clone());
+        Ok(claims)
+    }
+
     /// Check `user`'s password (rate-limited per address, audited when bcrypt ran or it
     /// failed).
     async fn check_password(
@@ -319,6 +345,15 @@ impl Gate {
                 Some("too many failed sign-ins".into()),
             );
             return Err(SignInError::TooManyFailures(wait));
+        }
+        // A password checked recently needs no bcrypt run, nor a trip to the blocking
+        // pool (curl and skopeo send it on every request).
+        if self
+            .htpasswd
+            .as_ref()
+            .is_some_and(|h| h.remembered(&user, &password))
+        {
+            return Ok(claimed);
         }
         let gate = self.clone();
         let check = tokio::task::spawn_blocking(move || match &gate.htpasswd {

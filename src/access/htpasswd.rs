@@ -251,6 +251,19 @@ impl Htpasswd {
         self.check(name, password) != PasswordCheck::Wrong
     }
 
+    /// Whether `password` is `name`'s as checked recently: no bcrypt run, so callable
+    /// from async code (the fast path of [`Htpasswd::check`]).
+    pub fn remembered(&self, name: &str, password: &str) -> bool {
+        let generation = {
+            let s = self.read();
+            if !s.users.contains_key(name) {
+                return false;
+            }
+            s.generation
+        };
+        self.cache.hit(&self.cache.key(generation, name, password))
+    }
+
     /// As [`Htpasswd::verify`], saying whether bcrypt ran or a recent success was
     /// remembered (the audit log records real checks, not every request of a client
     /// that sends its password each time).

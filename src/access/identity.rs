@@ -34,9 +34,11 @@ impl fmt::Display for Identity {
     }
 }
 
-/// The Common Name of a verified client certificate, put into each request of its
-/// connection by the server; the registry signs the caller in as this name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The Common Name of a client certificate signed by `[tls] client_ca`, verified during
+/// the TLS handshake. The server puts it in the extensions of every request of that
+/// connection; it is never empty and never `anonymous` (such certificates carry no
+/// identity). The registry turns it into a signed-in [`Identity`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CertIdentity(pub String);
 
 /// The word for the anonymous identity in rules and logs; no user may be called this.

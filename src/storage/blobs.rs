@@ -5,6 +5,7 @@
 //! files under `uploads/` in the same root and published with an atomic rename, so a
 //! blob path only ever holds complete, verified content.
 
+use super::blob_read::BlobFile;
 use super::error::{Result, StorageError};
 use crate::oci::Digest;
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -202,46 +203,28 @@ impl BlobStore {
             Err(e) => return Err(e.into()),
         };
         match got.payload {
-            GetResultPayload::File(file, _) => Ok(file_stream(file, start, end)),
+            GetResultPayload::File(file, path) => Ok(file_stream(file, path, start, end)),
             GetResultPayload::Stream(s) => Ok(s.map_err(std::io::Error::other).boxed()),
         }
     }
 }
 
-/// Read `start..end` of a local file in large chunks on the blocking pool.
-fn file_stream(file: std::fs::File, start: u64, end: u64) -> ByteStream {
-    type Read = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
-    /// Read the chunk at `pos` (the file is positioned there) on the blocking pool.
-    fn read_chunk(mut file: std::fs::File, pos: u64, end: u64) -> Read {
+/// Read `start..end` of the local blob file `file` (at `path`) in large chunks on the
+/// blocking pool, one chunk ahead of the one being sent, from the page cache or directly
+/// (see [`super::blob_read`]).
+fn file_stream(file: std::fs::File, path: PathBuf, start: u64, end: u64) -> ByteStream {
+    type Read = tokio::task::JoinHandle<std::io::Result<(BlobFile, Bytes)>>;
+    /// Read the chunk at `pos` on the blocking pool.
+    fn read_chunk(mut blob: BlobFile, pos: u64, end: u64) -> Read {
         let want = (end - pos).min(READ_CHUNK as u64) as usize;
         tokio::task::spawn_blocking(move || {
-            // Keep the disk busy ahead of the reader: a blob just written with O_DIRECT
-            // may not be in the page cache, and the default readahead is small.
-            if pos % READ_AHEAD_STEP < READ_CHUNK as u64 {
-                advise_will_need(&file, pos, READ_AHEAD);
-            }
-            let mut buf = vec![0u8; want];
-            let mut filled = 0;
-            while filled < want {
-                let n = file.read(&mut buf[filled..])?;
-                if n == 0 {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "blob file is shorter than recorded",
-                    ));
-                }
-                filled += n;
-            }
-            Ok((file, buf))
+            let chunk = blob.read_chunk(pos, want)?;
+            Ok((blob, chunk))
         })
     }
-    // One chunk is read ahead while the previous one is being sent, so reading and
-    // sending overlap whatever the HTTP layer buffers.
-    let first = tokio::task::spawn_blocking(move || {
-        let mut file = file;
-        file.seek(SeekFrom::Start(start))?;
-        Ok::<_, std::io::Error>(file)
-    });
+    // Opening the direct descriptor is file-system work: on the blocking pool too.
+    let first =
+        tokio::task::spawn_blocking(move || Ok::<_, std::io::Error>(BlobFile::new(file, &path)));
     let state = (start, None::<Read>, Some(first));
     stream::try_unfold(state, move |(pos, next, opening)| async move {
         if pos >= end {
@@ -250,15 +233,15 @@ fn file_stream(file: std::fs::File, start: u64, end: u64) -> ByteStream {
         let pending = match (next, opening) {
             (Some(read), _) => read,
             (None, Some(open)) => {
-                let file = open.await.map_err(std::io::Error::other)??;
-                read_chunk(file, pos, end)
+                let blob = open.await.map_err(std::io::Error::other)??;
+                read_chunk(blob, pos, end)
             }
             (None, None) => return Ok(None),
         };
-        let (file, buf) = pending.await.map_err(std::io::Error::other)??;
-        let pos = pos + buf.len() as u64;
-        let next = (pos < end).then(|| read_chunk(file, pos, end));
-        Ok(Some((Bytes::from(buf), (pos, next, None))))
+        let (blob, chunk) = pending.await.map_err(std::io::Error::other)??;
+        let pos = pos + chunk.len() as u64;
+        let next = (pos < end).then(|| read_chunk(blob, pos, end));
+        Ok(Some((chunk, (pos, next, None))))
     })
     .boxed()
 }

@@ -14,6 +14,7 @@
 //! is accepted only with its blobs present; a referenced blob cannot be deleted) is
 //! checked inside the metadata transaction that makes the change.
 
+mod blob_read;
 pub mod blobs;
 mod cache;
 pub mod db;

@@ -11,6 +11,7 @@
 pub mod distribution;
 pub mod dockerd;
 pub mod load;
+pub mod mtls;
 pub mod netns;
 pub mod oci_api;
 pub mod oci_layout;

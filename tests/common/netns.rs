@@ -2,15 +2,16 @@
 //! server on a real, non-loopback address (clients such as dockerd treat loopback
 //! specially).
 //!
-//! Addresses come from TEST-NET-2 (RFC 5737, never routed), `198.51.100.0/25`: each
-//! namespace gets a free `/30`, the root side `.1` of it and the namespace side `.2`.
+//! Addresses come from TEST-NET-2, `198.51.100.0/24` (RFC 5737, never routed), or from a
+//! part of a TEST-NET block a test names ([`NetNs::create_in`]): each namespace gets a
+//! free `/30`, the root side `.1` of it and the namespace side `.2`.
 //! Dropping the guard deletes the veth pair and the namespace, also after a panic.
 //!
 //! [`NetNs::create_client`] is the other way round: the server stays in the root
 //! namespace and the namespace holds a *client*, which reaches the server at the root
 //! side's address and is seen with the namespace side's address as its source. Its /30s
-//! come from the upper half, `198.51.100.128/25`, so that tests putting servers in
-//! namespaces and tests putting clients there do not compete for blocks.
+//! come from [`CLIENT_NETS`], the upper half of TEST-NET-2, and [`NetNs::create`]'s from
+//! the lower half, so that the two kinds of tests never compete for blocks.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -19,12 +20,32 @@ use std::sync::Mutex;
 
 use super::{require_root, require_tool};
 
-/// The range the /30s are taken from: TEST-NET-2.
-const TEST_NET: [u8; 3] = [198, 51, 100];
-/// The /30s [`NetNs::create`] picks from: `198.51.100.0/25` (blocks 0..32).
-const SERVER_BLOCKS: std::ops::Range<usize> = 0..32;
-/// The /30s [`NetNs::create_client`] picks from: `198.51.100.128/25` (blocks 32..64).
-const CLIENT_BLOCKS: std::ops::Range<usize> = 32..64;
+/// The range the /30s of [`NetNs::create`] are taken from: the lower half of TEST-NET-2,
+/// `198.51.100.0/25`.
+pub const TEST_NET_2: Range = Range {
+    prefix: [198, 51, 100],
+    first: 0,
+    blocks: 32,
+};
+
+/// The range of [`NetNs::create_client`]: the upper half of TEST-NET-2,
+/// `198.51.100.128/25`.
+pub const CLIENT_NETS: Range = Range {
+    prefix: [198, 51, 100],
+    first: 128,
+    blocks: 32,
+};
+
+/// A run of /30 blocks within a /24: `prefix.first` up to `blocks` /30s further.
+#[derive(Debug, Clone, Copy)]
+pub struct Range {
+    /// The first three octets.
+    pub prefix: [u8; 3],
+    /// The last octet of the first block (a multiple of 4).
+    pub first: u8,
+    /// How many /30s the range holds.
+    pub blocks: usize,
+}
 
 static INSTANCE: AtomicUsize = AtomicUsize::new(0);
 /// Serialises picking a /30 and configuring it, within one test binary.
@@ -43,25 +64,32 @@ impl NetNs {
     /// Creates the namespace, the veth pair and their addresses; panics (after cleaning up
     /// what it made) when `ip` fails.
     pub fn create() -> NetNs {
-        NetNs::create_in(SERVER_BLOCKS, "test")
+        NetNs::create_in(TEST_NET_2)
+    }
+
+    /// Like [`NetNs::create`], with the /30 taken from `range` (so that test files can keep
+    /// to their own addresses).
+    pub fn create_in(range: Range) -> NetNs {
+        NetNs::create_labelled(range, "test")
     }
 
     /// A namespace for a client of a server in the root namespace (see the module docs),
-    /// on a /30 of `198.51.100.128/25`. `label` (e.g. `vlan`) goes into the namespace's
-    /// name so that a leftover is recognisable.
+    /// on a /30 of [`CLIENT_NETS`]. `label` (e.g. `vlan`) goes into the namespace's name,
+    /// so that a leftover is recognisable.
     pub fn create_client(label: &str) -> NetNs {
-        NetNs::create_in(CLIENT_BLOCKS, label)
+        NetNs::create_labelled(CLIENT_NETS, label)
     }
 
-    fn create_in(blocks: std::ops::Range<usize>, label: &str) -> NetNs {
+    fn create_labelled(range: Range, label: &str) -> NetNs {
         require_root("creating a network namespace");
         require_tool("ip");
         let _lock = SETUP.lock().unwrap_or_else(|p| p.into_inner());
         let pid = std::process::id();
         let n = INSTANCE.fetch_add(1, Ordering::SeqCst);
-        let block = free_block(blocks, pid as usize + n);
-        let host_ip = Ipv4Addr::new(TEST_NET[0], TEST_NET[1], TEST_NET[2], block + 1);
-        let ns_ip = Ipv4Addr::new(TEST_NET[0], TEST_NET[1], TEST_NET[2], block + 2);
+        let block = free_block(range, pid as usize + n);
+        let [a, b, c] = range.prefix;
+        let host_ip = Ipv4Addr::new(a, b, c, block + 1);
+        let ns_ip = Ipv4Addr::new(a, b, c, block + 2);
         let name = format!("imgflow-{label}-{pid}-{n}");
         // Interface names are limited to 15 bytes.
         let tag = format!("imf{pid:x}{n}");
@@ -170,10 +198,10 @@ fn quiet_ip(args: &[&str]) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-/// The last octet of the network address of a /30 among `blocks` (numbered from 0 at
-/// `198.51.100.0/30`) that no address of the root namespace falls in, trying blocks from
-/// `start` on (so concurrent test processes tend to pick different ones).
-fn free_block(blocks: std::ops::Range<usize>, start: usize) -> u8 {
+/// The last octet of the network address of a /30 in `range` that no address of the
+/// root namespace falls in, trying blocks from `start` on (so concurrent test processes
+/// tend to pick different ones).
+fn free_block(range: Range, start: usize) -> u8 {
     let out = Command::new(require_tool("ip"))
         .args(["-o", "-4", "addr", "show"])
         .output()
@@ -183,20 +211,13 @@ fn free_block(blocks: std::ops::Range<usize>, start: usize) -> u8 {
         .split_whitespace()
         .filter_map(|w| w.split('/').next()?.parse().ok())
         .collect();
-    let count = blocks.len();
-    (0..count)
-        .map(|i| ((blocks.start + (start + i) % count) * 4) as u8)
+    (0..range.blocks)
+        .map(|i| range.first + (((start + i) % range.blocks) * 4) as u8)
         .find(|&block| {
             !used.iter().any(|a| {
                 let o = a.octets();
-                o[..3] == TEST_NET && o[3] & !3 == block
+                o[..3] == range.prefix && o[3] & !3 == block
             })
         })
-        .unwrap_or_else(|| {
-            let first = blocks.start * 4;
-            panic!(
-                "every /30 of 198.51.100.{first}/{} is in use",
-                32 - (count * 4).ilog2()
-            )
-        })
+        .unwrap_or_else(|| panic!("every /30 of {range:?} is in use"))
 }

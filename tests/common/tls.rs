@@ -23,18 +23,7 @@ impl TestCa {
     pub fn generate(dir: &Path, sans: &[&str]) -> TestCa {
         std::fs::create_dir_all(dir).expect("creating certificate directory");
 
-        let ca_key = KeyPair::generate().expect("generating CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "imgflow test CA");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key).expect("self-signing CA");
+        let (ca_cert, ca_key) = self_signed_ca("imgflow test CA");
 
         let names: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
         let server_key = KeyPair::generate().expect("generating server key");
@@ -77,6 +66,21 @@ impl TestCa {
     pub fn key_path(&self) -> PathBuf {
         self.dir.join("server.key")
     }
+}
+
+/// A fresh self-signed CA certificate with Common Name `cn`, and its key.
+pub fn self_signed_ca(cn: &str) -> (rcgen::Certificate, KeyPair) {
+    let key = KeyPair::generate().expect("generating CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let cert = params.self_signed(&key).expect("self-signing CA");
+    (cert, key)
 }
 
 fn write_private(path: &Path, bytes: &[u8], mode: u32) {

@@ -21,7 +21,9 @@
 //! `interns/**`" is written by naming the developers: signed-in VLAN users pull
 //! everything and list the catalog, `@developers` (carol, dave) push `team/**`,
 //! `@interns` (alice) push `interns/**`, `@admins` (dave) delete anything, and the cluster
-//! pulls anonymously. Token authentication is on; `max_failed_logins = 3`.
+//! pulls anonymously. Token authentication is on; `max_failed_logins = 3`. Client
+//! certificates signed by the test's client CA (`[tls] client_ca`) sign their Common
+//! Name in (cluster node `node1`).
 //!
 //! Every guard (namespaces, the server, dockerd, certs.d entries) is dropped also on
 //! panic, in reverse order of creation.
@@ -34,6 +36,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
+use common::mtls::ClientCa;
 use common::oci_layout::{OciLayout, TarEntry};
 use common::process::{output_with_timeout, poll, wait_timeout};
 use common::{require_tool, sha256_digest, DockerCertsGuard, Dockerd, NetNs, Server, Skopeo};
@@ -73,6 +76,8 @@ impl Nets {
 /// The registry with the team's rules for `nets`, its users and its audit file.
 struct Team {
     server: Server,
+    /// Issues client certificates the registry trusts (`[tls] client_ca`).
+    clients: ClientCa,
     dir: tempfile::TempDir,
     port: u16,
 }
@@ -141,6 +146,9 @@ key = "token.key"
 
 [audit]
 path = "audit.log"
+
+[tls]
+client_ca = "clients-ca.crt"
 "#,
             vn = vlan.ns_ip(),
             vh = vlan.host_ip(),
@@ -152,6 +160,7 @@ path = "audit.log"
         for (user, password) in [CAROL, DAVE, ALICE] {
             add_user(&config_path, user, password);
         }
+        let clients = ClientCa::generate(dir.path(), "clients");
         let (data, certs) = (dir.path().join("data"), dir.path().join("certs"));
         let mut builder = Server::builder()
             .without_default_args()
@@ -169,7 +178,12 @@ path = "audit.log"
         }
         let server = builder.start();
         let port = server.addr().port();
-        Team { server, dir, port }
+        Team {
+            server,
+            clients,
+            dir,
+            port,
+        }
     }
 
     /// `IP:PORT` of the registry as seen from `ns` (the root side of its link).
@@ -734,6 +748,31 @@ fn curl_from_each_network_gets_what_the_rules_say() {
         "{challenge}"
     );
 
+    // The same answer for a repository that does not exist: nothing is learnt.
+    let absent = curl(
+        Some(vlan),
+        &team,
+        "GET",
+        format!("{v}/v2/team/nope/manifests/1"),
+    )
+    .send()
+    .expect(401, "anonymous pull of an absent repository from the VLAN");
+    assert_eq!(absent.error_code(), r.error_code());
+    // Pushing anonymously: asked to sign in for pull and push.
+    let r = curl(
+        Some(vlan),
+        &team,
+        "POST",
+        format!("{v}/v2/team/app/blobs/uploads/"),
+    )
+    .send()
+    .expect(401, "anonymous push from the VLAN");
+    let challenge = r.header("www-authenticate").expect("a challenge");
+    assert!(
+        challenge.contains("scope=\"repository:team/app:pull,push\""),
+        "{challenge}"
+    );
+
     // VLAN, signed in: pull and catalog for everyone, push by the rules, delete for admins.
     let r = curl(
         Some(vlan),
@@ -1193,6 +1232,67 @@ fn skopeo_from_the_vlan_and_the_cluster() {
         "skopeo copy to the cluster address",
     );
     assert!(denied.to_lowercase().contains("denied"), "{denied}");
+}
+
+/// A client certificate signed by `[tls] client_ca` signs its Common Name in: skopeo with
+/// node1's certificate and no password pulls from the VLAN, where anonymous gets nothing,
+/// and is node1 (not anonymous) when it tries to push from the cluster.
+#[test]
+fn skopeo_with_a_client_certificate_needs_no_password() {
+    let nets = Nets::create();
+    let team = Team::start(&nets, 300);
+    let (vlan, cluster) = (&nets.vlan, &nets.cluster);
+    let digest = push_image(&team, vlan, CAROL, "team/app", "1", 3);
+    let skopeo = Skopeo::new();
+    // skopeo's --cert-dir: *.crt are CAs, NAME.cert with NAME.key the client pair.
+    let plain = skopeo.cert_dir(&team.ca());
+    let with_cert = skopeo.cert_dir(&team.ca());
+    let node1 = team.clients.issue("node1");
+    std::fs::copy(&node1.cert, with_cert.join("node1.cert")).expect("copying the cert");
+    std::fs::copy(&node1.key, with_cert.join("node1.key")).expect("copying the key");
+    let (plain, with_cert) = (
+        plain.to_string_lossy().into_owned(),
+        with_cert.to_string_lossy().into_owned(),
+    );
+    let at = |ns: &NetNs, repo: &str| format!("docker://{}/{repo}", team.host_port(ns));
+
+    let vlan_app = at(vlan, "team/app:1");
+    fails(
+        &skopeo.output_in(vlan, &["inspect", "--raw", "--cert-dir", &plain, &vlan_app]),
+        "anonymous skopeo inspect from the VLAN",
+    );
+    let out = skopeo.output_in(
+        vlan,
+        &["inspect", "--raw", "--cert-dir", &with_cert, &vlan_app],
+    );
+    ok(
+        &out,
+        "skopeo inspect from the VLAN with node1's certificate",
+    );
+    assert_eq!(sha256_digest(&out.stdout), digest);
+
+    let denied = fails(
+        &skopeo.output_in(
+            cluster,
+            &[
+                "copy",
+                "--src-cert-dir",
+                &plain,
+                "--dest-cert-dir",
+                &with_cert,
+                &at(cluster, "team/app:1"),
+                &at(cluster, "team/node:1"),
+            ],
+        ),
+        "skopeo push from the cluster with node1's certificate",
+    );
+    assert!(denied.to_lowercase().contains("denied"), "{denied}");
+    team.audit_line(&[
+        ("action", "deny"),
+        ("identity", "node1"),
+        ("client", &cluster.ns_ip().to_string()),
+        ("repository", "team/node"),
+    ]);
 }
 
 /// One audit line for each login (ok, failed), token, push, tag, delete and denial, with

@@ -10,7 +10,9 @@
 //! (anonymous and client certificates; credentials sent anyway are ignored, as
 //! Distribution does); with users it challenges with `Bearer` (token mode, the default)
 //! or `Basic`. A signed-in caller has what the rules grant its name plus what they grant
-//! anonymous at its address; a token carries the actions granted when it was issued.
+//! anonymous at its address; a token carries the actions granted when it was issued, and
+//! they count only where the rules still grant them to its identity: a token is no way
+//! around a rule's `from` (a VLAN user's token replayed from the cluster pushes nothing).
 
 use super::audit::{AuditAction, AuditEvent, AuditLog, Outcome};
 use super::htpasswd::{Htpasswd, PasswordCheck};
@@ -382,13 +384,18 @@ impl Gate {
     }
 
     /// Whether `caller` may do `action` to `repo` (`repo` is ignored for the catalog).
+    /// With a token: what anonymous may do at the caller's address, plus what the token
+    /// grants as far as the rules also grant it to the token's identity *at this
+    /// address*, which may not be where the token was issued.
     pub fn allows(&self, caller: &Caller, action: Action, repo: &str) -> bool {
         match &caller.claims {
             Some(claims) => {
-                token_allows(claims, action, repo)
-                    || self
-                        .policy
-                        .allows(caller.ip, &Identity::Anonymous, action, repo)
+                self.policy
+                    .allows(caller.ip, &Identity::Anonymous, action, repo)
+                    || (token_allows(claims, action, repo)
+                        && self
+                            .policy
+                            .allows(caller.ip, &caller.identity, action, repo))
             }
             None => self
                 .policy

@@ -203,6 +203,28 @@ async fn tokens_carry_only_granted_scopes() {
     // Not asked for, or not granted: refused even though alice may push to team/.
     assert!(!f.gate.allows(&with_token, Action::Push, "team/app"));
     assert!(!f.gate.allows(&with_token, Action::Delete, "team/x"));
+    // The same token from the cluster, where no rule lets alice push: only what
+    // anonymous has there (pull).
+    let replayed = f
+        .gate
+        .sign_in(
+            ip("10.0.3.4"),
+            Credentials::Bearer(t.token.clone()),
+            None,
+            "GET",
+        )
+        .await
+        .unwrap();
+    assert_eq!(replayed.identity, Identity::user("alice"));
+    assert!(!f.gate.allows(&replayed, Action::Push, "interns/nb"));
+    assert!(f.gate.allows(&replayed, Action::Pull, "interns/nb"));
+    // And from an address no rule names, nothing.
+    let elsewhere = Caller {
+        ip: ip("203.0.113.9"),
+        ..with_token.clone()
+    };
+    assert!(!f.gate.allows(&elsewhere, Action::Push, "interns/nb"));
+    assert!(!f.gate.allows(&elsewhere, Action::Pull, "interns/nb"));
     // Tampered: another payload with the same signature.
     let mut parts: Vec<String> = t.token.split('.').map(str::to_string).collect();
     parts[1] = parts[1].chars().rev().collect();

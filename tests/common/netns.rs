@@ -6,6 +6,12 @@
 //! part of a TEST-NET block a test names ([`NetNs::create_in`]): each namespace gets a
 //! free `/30`, the root side `.1` of it and the namespace side `.2`.
 //! Dropping the guard deletes the veth pair and the namespace, also after a panic.
+//!
+//! [`NetNs::create_client`] is the other way round: the server stays in the root
+//! namespace and the namespace holds a *client*, which reaches the server at the root
+//! side's address and is seen with the namespace side's address as its source. Its /30s
+//! come from [`CLIENT_NETS`], the upper half of TEST-NET-2, and [`NetNs::create`]'s from
+//! the lower half, so that the two kinds of tests never compete for blocks.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -14,11 +20,20 @@ use std::sync::Mutex;
 
 use super::{require_root, require_tool};
 
-/// The range the /30s of [`NetNs::create`] are taken from: all of TEST-NET-2.
+/// The range the /30s of [`NetNs::create`] are taken from: the lower half of TEST-NET-2,
+/// `198.51.100.0/25`.
 pub const TEST_NET_2: Range = Range {
     prefix: [198, 51, 100],
     first: 0,
-    blocks: 64,
+    blocks: 32,
+};
+
+/// The range of [`NetNs::create_client`]: the upper half of TEST-NET-2,
+/// `198.51.100.128/25`.
+pub const CLIENT_NETS: Range = Range {
+    prefix: [198, 51, 100],
+    first: 128,
+    blocks: 32,
 };
 
 /// A run of /30 blocks within a /24: `prefix.first` up to `blocks` /30s further.
@@ -55,6 +70,17 @@ impl NetNs {
     /// Like [`NetNs::create`], with the /30 taken from `range` (so that test files can keep
     /// to their own addresses).
     pub fn create_in(range: Range) -> NetNs {
+        NetNs::create_labelled(range, "test")
+    }
+
+    /// A namespace for a client of a server in the root namespace (see the module docs),
+    /// on a /30 of [`CLIENT_NETS`]. `label` (e.g. `vlan`) goes into the namespace's name,
+    /// so that a leftover is recognisable.
+    pub fn create_client(label: &str) -> NetNs {
+        NetNs::create_labelled(CLIENT_NETS, label)
+    }
+
+    fn create_labelled(range: Range, label: &str) -> NetNs {
         require_root("creating a network namespace");
         require_tool("ip");
         let _lock = SETUP.lock().unwrap_or_else(|p| p.into_inner());
@@ -64,7 +90,7 @@ impl NetNs {
         let [a, b, c] = range.prefix;
         let host_ip = Ipv4Addr::new(a, b, c, block + 1);
         let ns_ip = Ipv4Addr::new(a, b, c, block + 2);
-        let name = format!("imgflow-test-{pid}-{n}");
+        let name = format!("imgflow-{label}-{pid}-{n}");
         // Interface names are limited to 15 bytes.
         let tag = format!("imf{pid:x}{n}");
         let (host_if, ns_if) = (format!("{tag}h"), format!("{tag}n"));
@@ -120,6 +146,13 @@ impl NetNs {
     /// The root namespace's interface name.
     pub fn host_if(&self) -> &str {
         &self.host_if
+    }
+
+    /// `program` run inside the namespace (`ip netns exec NAME program`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(require_tool("ip"));
+        cmd.args(["netns", "exec", &self.name]).arg(program);
+        cmd
     }
 
     /// Whether a namespace named `name` exists.

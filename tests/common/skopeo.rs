@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::netns::NetNs;
 use super::process::{no_proxy_env, output_with_timeout};
 use super::require_tool;
 
@@ -63,8 +64,17 @@ impl Skopeo {
 
     /// A `skopeo` command with the isolated global options already set.
     pub fn command(&self) -> Command {
+        self.isolated(Command::new(&self.bin))
+    }
+
+    /// As [`Skopeo::command`], run inside network namespace `ns` (`ip netns exec`).
+    pub fn command_in(&self, ns: &NetNs) -> Command {
+        self.isolated(ns.command(&self.bin))
+    }
+
+    /// Adds the isolated global options and environment to `cmd`, which runs skopeo.
+    fn isolated(&self, mut cmd: Command) -> Command {
         let root = self.tmp.path();
-        let mut cmd = Command::new(&self.bin);
         cmd.arg("--policy")
             .arg(root.join("policy.json"))
             .arg("--registries.d")
@@ -82,6 +92,11 @@ impl Skopeo {
     /// Panics if it runs longer than 5 minutes.
     pub fn output(&self, args: &[&str]) -> Output {
         output_with_timeout(self.command().args(args), Duration::from_secs(300))
+    }
+
+    /// As [`Skopeo::output`], inside network namespace `ns`.
+    pub fn output_in(&self, ns: &NetNs, args: &[&str]) -> Output {
+        output_with_timeout(self.command_in(ns).args(args), Duration::from_secs(300))
     }
 
     /// Runs `skopeo ARGS`; panics with its output unless it succeeds; returns stdout.

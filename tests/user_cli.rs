@@ -14,12 +14,10 @@ fn imgflow(args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    // A command refused before it reads its input exits at once: that write may fail.
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     child.wait_with_output().unwrap()
 }
 
@@ -91,4 +89,57 @@ fn refuses_without_htpasswd_bad_names_and_empty_passwords() {
     assert!(o.status.success());
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("add") && help.contains("del"), "{help}");
+}
+
+/// Run `imgflow ARGS` on a pseudo-terminal (util-linux `script`), typing `lines` one at a
+/// time after each prompt has had time to appear.
+fn imgflow_on_tty(args: &[&str], lines: &[&str]) -> Output {
+    let command = std::iter::once(env!("CARGO_BIN_EXE_imgflow"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("util-linux script");
+    let mut stdin = child.stdin.take().unwrap();
+    for line in lines {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn on_a_terminal_the_password_is_asked_twice_without_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let file = dir.path().join("users/htpasswd");
+    let o = imgflow_on_tty(
+        &["user", "add", "erin", "--config", &cfg],
+        &["tty pw", "tty pw"],
+    );
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{shown}");
+    assert!(
+        shown.contains("Password for erin") && shown.contains("Again"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("tty pw"),
+        "the password was echoed: {shown}"
+    );
+    assert!(Htpasswd::load(&file).unwrap().verify("erin", "tty pw"));
+    // Two different entries: refused, nothing written.
+    let o = imgflow_on_tty(&["user", "add", "fay", "--config", &cfg], &["one", "two"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("differ"));
+    assert!(!Htpasswd::load(&file).unwrap().contains("fay"));
 }

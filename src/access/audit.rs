@@ -122,8 +122,10 @@ impl AuditEvent {
     }
 }
 
-/// Lines waiting for the writer beyond which new lines are dropped.
-pub const MAX_PENDING: usize = 100_000;
+/// Lines waiting for the writer beyond which new lines are dropped (and counted, with a
+/// warning): ~250 bytes each, so a stalled disk holds at most ~2 MiB here, within the
+/// registry's memory budget.
+pub const MAX_PENDING: usize = 8192;
 
 enum Msg {
     Line(String),

@@ -90,11 +90,17 @@ fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
         libc::mallopt(libc::M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD);
     }
 }
 
 /// glibc malloc arenas (see [`tune_allocator`]).
 const MALLOC_ARENAS: i32 = 2;
+/// Free memory at the top of an arena kept rather than returned to the system (see
+/// [`tune_allocator`]): setting the mmap threshold also pins glibc's trim threshold at
+/// 128 KiB, so every freed 256 KiB download buffer was handed back and the next one
+/// faulted its pages in again.
+const MALLOC_TRIM_THRESHOLD: i32 = 2 * 1024 * 1024;
 /// Allocations of at least this many bytes get their own mapping (see [`tune_allocator`]).
 const MALLOC_MMAP_THRESHOLD: i32 = 512 * 1024;
 

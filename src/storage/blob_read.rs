@@ -5,11 +5,13 @@
 //! the page cache, and right after a push every node of the cluster pulls exactly those
 //! layers. A buffered read of uncached data makes the kernel allocate and fill page-cache
 //! pages and then copy them, CPU the TLS encryption of the download needs on a small
-//! host; a direct read has the disk write into our buffer. Each chunk is first read with
-//! `RWF_NOWAIT` (served only from the cache); what that cannot give is read directly, in
-//! block-aligned buffers, one chunk ahead of the one being sent. Background warming
-//! ([`super::blobs::BlobStore::warm`]) still fills the cache for later pulls. On a
-//! filesystem without `O_DIRECT` (tmpfs) or without `RWF_NOWAIT`, reads are buffered.
+//! host; a direct read has the disk write into our buffer. For each chunk `mincore` on a
+//! mapping of the file (which touches no page) tells how much of it is cached: that part
+//! is read through the cache, the rest directly, in block-aligned buffers, one chunk ahead
+//! of the one being sent. (`preadv2(RWF_NOWAIT)` would tell too, but it starts readahead of
+//! what is missing, filling the cache the direct read is there to avoid.) Background
+//! warming ([`super::blobs::BlobStore::warm`]) still fills the cache for later pulls. On a
+//! filesystem without `O_DIRECT` (tmpfs), reads are buffered.
 
 use bytes::Bytes;
 use std::alloc::Layout;
@@ -97,14 +99,25 @@ impl Drop for AlignedChunk {
 pub(super) struct BlobFile {
     buffered: File,
     direct: Option<File>,
-    nowait: bool,
+    /// A read-only mapping of the whole file, only ever passed to `mincore`.
+    map: Option<(std::ptr::NonNull<libc::c_void>, usize)>,
 }
 
-/// How a read of `len` bytes at `offset` into `dst` is made.
+// SAFETY: the mapping is never dereferenced, only passed to `mincore`.
+unsafe impl Send for BlobFile {}
+
+impl Drop for BlobFile {
+    fn drop(&mut self) {
+        if let Some((ptr, len)) = self.map.take() {
+            // SAFETY: mapped in `new` with this length, unmapped once.
+            unsafe { libc::munmap(ptr.as_ptr(), len) };
+        }
+    }
+}
+
+/// How a read is made.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// From the page cache only (`RWF_NOWAIT`): short or `EAGAIN` when not cached.
-    CachedOnly,
     /// Plain buffered read.
     Buffered,
     /// `O_DIRECT`.
@@ -119,11 +132,58 @@ impl BlobFile {
             .custom_flags(libc::O_DIRECT)
             .open(path)
             .ok();
+        let len = file.metadata().map_or(0, |m| m.len()) as usize;
+        let map = (direct.is_some() && len > 0)
+            .then(|| {
+                // SAFETY: a fresh read-only shared mapping of a file we hold open; it is
+                // never read through, only handed to `mincore`.
+                let ptr = unsafe {
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        len,
+                        libc::PROT_READ,
+                        libc::MAP_SHARED,
+                        file.as_raw_fd(),
+                        0,
+                    )
+                };
+                (ptr != libc::MAP_FAILED)
+                    .then(|| std::ptr::NonNull::new(ptr).map(|p| (p, len)))
+                    .flatten()
+            })
+            .flatten();
         BlobFile {
             buffered: file,
             direct,
-            nowait: true,
+            map,
         }
+    }
+
+    /// How many bytes from `base` (block-aligned) on, of the next `span`, are in the page
+    /// cache (whole pages from the start; 0 when unknown).
+    fn cached_prefix(&self, base: u64, span: usize) -> usize {
+        let Some((ptr, len)) = self.map else {
+            return 0;
+        };
+        let base = base as usize;
+        if base >= len {
+            return 0;
+        }
+        let span = span.min(len - base);
+        let mut resident = [0u8; 128];
+        let pages = span.div_ceil(BLOCK).min(resident.len());
+        // SAFETY: the range lies within the mapping and `resident` has a byte per page.
+        let rc = unsafe {
+            libc::mincore(
+                ptr.as_ptr().cast::<u8>().add(base).cast(),
+                pages * BLOCK,
+                resident.as_mut_ptr(),
+            )
+        };
+        if rc != 0 {
+            return 0;
+        }
+        resident[..pages].iter().take_while(|r| *r & 1 == 1).count() * BLOCK
     }
 
     /// Read bytes `pos..pos + want` (the file must hold them).
@@ -133,16 +193,16 @@ impl BlobFile {
         let span = (skip + want).div_ceil(BLOCK) * BLOCK;
         let mut buf = AlignedChunk::new(span);
         let need = skip + want;
-        if self.direct.is_some() && self.nowait {
-            match self.fill(&mut buf, base, need, Mode::CachedOnly) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => self.nowait = false,
-                Err(e) => return Err(e),
-            }
+        let cached = match self.direct {
+            Some(_) => self.cached_prefix(base, span).min(need),
+            None => need,
+        };
+        if cached > 0 {
+            self.fill(&mut buf, base, cached, Mode::Buffered)?;
         }
         if buf.len < need {
-            // Direct reads need a block-aligned offset and buffer address; a cached-only
-            // read stops at a page boundary, so the rest starts aligned.
+            // Direct reads need a block-aligned offset and buffer address: the cached
+            // prefix is whole pages, so the rest starts aligned.
             let mode = if self.direct.is_some() && buf.len % BLOCK == 0 {
                 Mode::Direct
             } else {
@@ -153,8 +213,7 @@ impl BlobFile {
         Ok(Bytes::from_owner(buf).slice(skip..need))
     }
 
-    /// Read into `buf` from `base + buf.len` until it holds `need` bytes; with
-    /// [`Mode::CachedOnly`], until the cache runs out (no error then).
+    /// Read into `buf` from `base + buf.len` until it holds `need` bytes.
     fn fill(
         &self,
         buf: &mut AlignedChunk,
@@ -175,16 +234,6 @@ impl BlobFile {
             };
             let offset = (base + buf.len as u64) as libc::off_t;
             let n = match mode {
-                Mode::CachedOnly => {
-                    let iov = libc::iovec {
-                        iov_base: ptr.cast(),
-                        iov_len: len,
-                    };
-                    // SAFETY: `iov` describes `len` writable bytes of `buf`'s allocation.
-                    unsafe {
-                        libc::preadv2(self.buffered.as_raw_fd(), &iov, 1, offset, libc::RWF_NOWAIT)
-                    }
-                }
                 Mode::Buffered => {
                     // SAFETY: `len` writable bytes at `ptr` within `buf`'s allocation.
                     unsafe { libc::pread(self.buffered.as_raw_fd(), ptr.cast(), len, offset) }
@@ -197,26 +246,18 @@ impl BlobFile {
             };
             if n < 0 {
                 let e = std::io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) if mode == Mode::CachedOnly => return Ok(()),
-                    _ => return Err(e),
+                if e.raw_os_error() == Some(libc::EINTR) {
+                    continue;
                 }
+                return Err(e);
             }
             if n == 0 {
-                if mode == Mode::CachedOnly {
-                    return Ok(());
-                }
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
                     "blob file is shorter than recorded",
                 ));
             }
             buf.len += n as usize;
-            if mode == Mode::CachedOnly && (n as usize) < len {
-                // Short: the cache ran out here (or the file ended).
-                return Ok(());
-            }
         }
         // A direct read may run past `need` up to the block boundary; keep `need`.
         buf.len = buf.len.min(need);
@@ -248,6 +289,16 @@ mod tests {
             // SAFETY: plain advisory call on a valid descriptor.
             unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
             let mut blob = BlobFile::new(file, &path);
+            if blob.direct.is_some() {
+                // Nothing cached after DONTNEED of clean pages; all of it after a read.
+                assert_eq!(blob.cached_prefix(0, 256 * 1024), 0, "{}", dir.display());
+                let _ = std::fs::read(&path).unwrap();
+                assert_eq!(blob.cached_prefix(0, 256 * 1024), 256 * 1024);
+                // SAFETY: as above.
+                unsafe {
+                    libc::posix_fadvise(blob.buffered.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED)
+                };
+            }
             for (pos, want) in [
                 (0u64, 256 * 1024usize),
                 (1, 4095),

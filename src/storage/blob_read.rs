@@ -9,9 +9,9 @@
 //! mapping of the file (which touches no page) tells how much of it is cached: that part
 //! is read through the cache, the rest directly, in block-aligned buffers, one chunk ahead
 //! of the one being sent. (`preadv2(RWF_NOWAIT)` would tell too, but it starts readahead of
-//! what is missing, filling the cache the direct read is there to avoid.) Nothing reads a
-//! new blob into the cache after its 201 any more: that competed with the very pull it
-//! was meant to speed up. On a filesystem without `O_DIRECT` (tmpfs), reads are buffered.
+//! what is missing, filling the cache the direct read is there to avoid.) Background
+//! warming ([`super::blobs::BlobStore::warm`]) still fills the cache for later pulls. On a
+//! filesystem without `O_DIRECT` (tmpfs), reads are buffered.
 
 use bytes::Bytes;
 use std::alloc::Layout;

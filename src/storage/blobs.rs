@@ -13,11 +13,21 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Size of the chunks a blob is read and sent in.
 const READ_CHUNK: usize = 256 * 1024;
+
+/// How far ahead of the reader the kernel is asked to read a blob.
+const READ_AHEAD: u64 = 16 * 1024 * 1024;
+/// How often (in bytes read) that request is renewed.
+const READ_AHEAD_STEP: u64 = 4 * 1024 * 1024;
+/// New blobs read into the page cache at once.
+const WARMERS: usize = 2;
+/// Buffer each of them reads through.
+const WARM_BUFFER: usize = 1024 * 1024;
 
 /// Ask the kernel to start reading `offset..offset+len` of `file` into the page cache
 /// (`posix_fadvise(WILLNEED)`); advisory only.
@@ -43,6 +53,25 @@ pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 pub struct BlobStore {
     store: Arc<LocalFileSystem>,
     root: PathBuf,
+    warmers: Arc<tokio::sync::Semaphore>,
+}
+
+/// Read `path` to its end, discarding the bytes, so that it lands in the page cache.
+/// (`posix_fadvise(WILLNEED)` alone caches only a part of a large file here.)
+fn read_through(path: &Path) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; WARM_BUFFER];
+    let mut offset = 0;
+    loop {
+        if offset % READ_AHEAD_STEP < WARM_BUFFER as u64 {
+            advise_will_need(&file, offset, READ_AHEAD);
+        }
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        offset += n as u64;
+    }
 }
 
 fn blob_path(digest: &Digest) -> ObjectPath {
@@ -74,6 +103,7 @@ impl BlobStore {
         Ok(BlobStore {
             store: Arc::new(store),
             root,
+            warmers: Arc::new(tokio::sync::Semaphore::new(WARMERS)),
         })
     }
 
@@ -104,6 +134,23 @@ impl BlobStore {
         .await
         .map_err(std::io::Error::other)??;
         Ok(())
+    }
+
+    /// Read blob `digest` into the page cache in the background. A blob just written
+    /// with `O_DIRECT` is not cached, and right after a push every node pulls exactly
+    /// the new layers. At most [`WARMERS`] blobs are read at once, each through one
+    /// [`WARM_BUFFER`]; best effort, errors are ignored.
+    pub fn warm(&self, digest: &Digest) {
+        let Ok(path) = self.store.path_to_filesystem(&blob_path(digest)) else {
+            return;
+        };
+        let warmers = self.warmers.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = warmers.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || read_through(&path)).await;
+        });
     }
 
     /// Every blob file present, by digest (files with names that are not digests are

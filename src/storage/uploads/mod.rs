@@ -437,6 +437,9 @@ impl Storage {
         }
         self.inner.cache.changed(repo);
         self.inner.sessions.end(s, State::Committed);
+        if held.is_none() {
+            self.inner.blobs.warm(digest);
+        }
         Ok(size)
     }
 

@@ -28,15 +28,7 @@ WRK_CONNS=64 WRK_DUR=$SECS
 source "$HERE/lib.sh"
 for tool in curl wrk jq openssl; do command -v "$tool" >/dev/null || die "missing $tool"; done
 [[ -x $AFTER_BIN && -x $BEFORE_BIN ]] || die "need both binaries: $AFTER_BIN and $BEFORE_BIN"
-exec 9>"${BENCH_TMPDIR:-/tmp}/imgflow-bench.lock"
-flock -n 9 || { log "another benchmark is running; waiting"; flock 9; }
-T=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/imgflow-access.XXXXXX")
-RES=$T/results.env PHASE=$T/phase RQ=$T/req
-: >"$RES"
-: >"$T/pids"
-cleanup() { stop_all; kill_tree $$; rm -rf "$T"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_begin access
 printf 'wrk.method = "HEAD"\n' >"$T/head.lua"
 
 # The image every variant serves: a config blob, an empty blob (wrk cannot parse HEAD answers

@@ -301,3 +301,18 @@ start_imgflow() {
     GROUPS_ARGS=("imgflow=$IMGFLOW_PID")
     put imgflow.version "$("$IMGFLOW_BIN" --version 2>/dev/null || echo unknown) ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo 'no commit'))"
 }
+
+# bench_begin NAME: wait for any other benchmark on this machine (one at a time, or they spoil each
+# other's figures), then make the run's temp dir T (with RES, PHASE, RQ) and stop every server and
+# remove T on exit. Sets globals; must run in the main shell.
+bench_begin() {
+    exec 9>"${BENCH_TMPDIR:-/tmp}/imgflow-bench.lock"
+    flock -n 9 || { log "another benchmark is running; waiting"; flock 9; }
+    T=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/imgflow-$1.XXXXXX")
+    RES=$T/results.env PHASE=$T/phase RQ=$T/req
+    : >"$RES"
+    : >"$T/pids"
+    trap bench_end EXIT
+    trap 'exit 130' INT TERM
+}
+bench_end() { stop_all; kill_tree $$; rm -rf "$T"; }

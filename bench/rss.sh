@@ -24,15 +24,7 @@ source "$HERE/lib.sh"
 for tool in curl openssl nginx docker-registry python3 cargo flock; do
     command -v "$tool" >/dev/null || die "missing $tool"
 done
-exec 9>"${BENCH_TMPDIR:-/tmp}/imgflow-bench.lock"
-flock -n 9 || { log "another benchmark is running; waiting"; flock 9; }
-T=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/imgflow-rss.XXXXXX")
-RES=$T/results.env PHASE=$T/phase RQ=$T/req
-: >"$RES"
-: >"$T/pids"
-cleanup() { stop_all; kill_tree $$; rm -rf "$T"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_begin rss
 
 log "building the server and the load generator (release)"
 (cd "$REPO" && cargo build --release --quiet && cargo test --release --quiet --test resources --no-run) \

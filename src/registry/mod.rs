@@ -38,13 +38,7 @@ pub struct ClientAddr(pub std::net::SocketAddr);
 impl ClientAddr {
     /// The peer address with an IPv4-mapped IPv6 address turned into plain IPv4.
     pub fn new(peer: std::net::SocketAddr) -> ClientAddr {
-        let ip = match peer.ip() {
-            std::net::IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(std::net::IpAddr::V4)
-                .unwrap_or(std::net::IpAddr::V6(v6)),
-            v4 => v4,
-        };
+        let ip = crate::access::normalize_ip(peer.ip());
         ClientAddr(std::net::SocketAddr::new(ip, peer.port()))
     }
 

@@ -166,8 +166,10 @@ impl BlobFile {
         }
     }
 
-    /// How many bytes from `base` (block-aligned) on, of the next `span`, are in the page
-    /// cache (whole pages from the start; 0 when unknown).
+    /// How many bytes from `base` (block-aligned) on, of the next `span`, to read through
+    /// the page cache: all of them when at least half their pages are cached (the kernel
+    /// reads the few missing ones, as after a partial reclaim of the cache), else the
+    /// cached pages at the start (0 when unknown).
     fn cached_prefix(&self, base: u64, span: usize) -> usize {
         let Some((ptr, len)) = self.map else {
             return 0;
@@ -190,7 +192,11 @@ impl BlobFile {
         if rc != 0 {
             return 0;
         }
-        resident[..pages].iter().take_while(|r| *r & 1 == 1).count() * BLOCK
+        let resident = &resident[..pages];
+        if resident.iter().filter(|r| *r & 1 == 1).count() * 2 >= pages {
+            return pages * BLOCK;
+        }
+        resident.iter().take_while(|r| *r & 1 == 1).count() * BLOCK
     }
 
     /// Read bytes `pos..pos + want` (the file must hold them). The chunk holds `held`
@@ -307,10 +313,26 @@ mod tests {
                 assert_eq!(blob.cached_prefix(0, 256 * 1024), 0, "{}", dir.display());
                 let _ = std::fs::read(&path).unwrap();
                 assert_eq!(blob.cached_prefix(0, 256 * 1024), 256 * 1024);
-                // SAFETY: as above.
-                unsafe {
-                    libc::posix_fadvise(blob.buffered.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED)
+                // Partly cached (pages read one by one, kernel readahead off): the cached
+                // start alone when fewer than half the pages are there, else everything.
+                let fd = blob.buffered.as_raw_fd();
+                let cache_pages = |pages: &[std::ops::Range<usize>]| {
+                    // SAFETY: advisory calls and reads into a local buffer on a valid fd.
+                    unsafe {
+                        libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED);
+                        libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_RANDOM);
+                        let mut page = [0u8; BLOCK];
+                        for p in pages.iter().cloned().flatten() {
+                            libc::pread(fd, page.as_mut_ptr().cast(), BLOCK, (p * BLOCK) as _);
+                        }
+                    }
                 };
+                cache_pages(&[0..4, 20..30]);
+                assert_eq!(blob.cached_prefix(0, 256 * 1024), 4 * BLOCK);
+                cache_pages(&[0..8, 10..40]);
+                assert_eq!(blob.cached_prefix(0, 256 * 1024), 256 * 1024);
+                // SAFETY: as above.
+                unsafe { libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED) };
             }
             for (pos, want) in [
                 (0u64, 256 * 1024usize),

@@ -77,12 +77,19 @@ impl Pusher {
             temp_dir: &temp_dir,
         };
 
-        let mut layers: Vec<PushedLayer> = futures::stream::iter(&image.layers)
+        // Owned layers and futures built up front: a stream mapping borrowed items would
+        // make this future's type higher-ranked, and it could not be spawned.
+        let uploads: Vec<_> = image
+            .layers
+            .iter()
+            .cloned()
             .map(|layer| {
                 let archive = archive.clone();
                 let pusher = blob_pusher(BlobKind::Layer(layer.index));
-                async move { pusher.push_layer(&archive, layer).await }
+                async move { pusher.push_layer(&archive, &layer).await }
             })
+            .collect();
+        let mut layers: Vec<PushedLayer> = futures::stream::iter(uploads)
             .buffer_unordered(self.options.concurrency.max(1))
             .try_collect()
             .await?;
@@ -169,11 +176,14 @@ impl Pusher {
                 body.len()
             )));
         }
-        let blobs = image
+        // Collected first: an iterator with a closure kept across awaits would keep this
+        // future from being spawned.
+        let blobs: Vec<(&Digest, u64)> = image
             .layers
             .iter()
             .map(|l| (&l.digest, l.size))
-            .chain([(&image.config.digest, image.config.size)]);
+            .chain([(&image.config.digest, image.config.size)])
+            .collect();
         for (digest, size) in blobs {
             let what = format!("checking blob {digest} in {repo}");
             let found = retry

@@ -92,7 +92,10 @@ impl BlobPusher<'_> {
         }
         let t = &self.target;
         let mut session: Option<BlobUpload> = None;
-        for from in self.mount_from.iter().filter(|f| *f != t.repo) {
+        for from in self.mount_from {
+            if from == t.repo {
+                continue;
+            }
             let what = format!("mounting {digest} from {from} into {}", t.repo);
             let outcome = t
                 .retry

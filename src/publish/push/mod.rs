@@ -166,3 +166,29 @@ impl Pusher {
             .unwrap_or_else(std::env::temp_dir)
     }
 }
+
+/// Compile-time check: the push futures can be spawned on a multi-threaded runtime.
+#[cfg(test)]
+#[allow(dead_code)]
+fn futures_are_spawnable(pusher: Pusher, req: PushRequest, tags: Vec<crate::oci::Tag>) {
+    let p = pusher.clone();
+    tokio::spawn(async move { p.push_image(&req).await });
+    tokio::spawn(async move {
+        let image = pusher
+            .push_image(&PushRequest::new("a.tar", "a/b".parse()?))
+            .await?;
+        pusher.move_tags(&image.repo, &image.digest, &tags).await?;
+        let report = crate::client::Bytes::from_static(b"{}");
+        let ann = BTreeMap::new();
+        pusher
+            .attach_report(
+                &image.repo,
+                &image.descriptor(),
+                CHECK_REPORT_TYPE,
+                report,
+                &ann,
+            )
+            .await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    });
+}

@@ -151,7 +151,7 @@ impl UploadTarget<'_> {
                 return Err(PushError::RetriesExhausted {
                     context,
                     attempts: failures,
-                    source: err,
+                    source: Box::new(err),
                 });
             }
             tokio::time::sleep(self.retry.delay(failures)).await;

@@ -43,7 +43,7 @@ pub enum PushError {
         context: String,
         /// The client error.
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
     /// A transient failure went on past the retry budget.
     #[error("{context}: gave up after {attempts} attempts: {source}")]
@@ -54,7 +54,7 @@ pub enum PushError {
         attempts: u32,
         /// The last error.
         #[source]
-        source: ClientError,
+        source: Box<ClientError>,
     },
     /// What the registry serves back differs from what was pushed.
     #[error("verification failed: {0}")]
@@ -77,7 +77,7 @@ impl PushError {
     pub(crate) fn registry(context: impl Into<String>, source: ClientError) -> PushError {
         PushError::Registry {
             context: context.into(),
-            source,
+            source: Box::new(source),
         }
     }
 }

@@ -63,9 +63,12 @@ pub enum BlobKind {
     Config,
 }
 
+/// The function behind a [`PushProgress`].
+type Hook = dyn Fn(BlobKind, &LayerEvent) + Send + Sync;
+
 /// A progress hook: called with each event of each blob. Cheap to clone.
 #[derive(Clone)]
-pub struct PushProgress(Arc<dyn Fn(BlobKind, &LayerEvent) + Send + Sync>);
+pub struct PushProgress(Arc<Hook>);
 
 impl PushProgress {
     /// A hook calling `f`. It runs on the pushing task: keep it short, never block.

@@ -73,7 +73,7 @@ impl RetryPolicy {
                     return Err(PushError::RetriesExhausted {
                         context: context.to_string(),
                         attempts,
-                        source: e,
+                        source: Box::new(e),
                     })
                 }
                 Err(e) => {

@@ -1,0 +1,3 @@
+//! `imgflow publish`: build, validate and push images, then move their tags.
+
+pub mod push;

@@ -140,6 +140,8 @@ pub struct StorageConfig {
     pub metadata_cache_bytes: u64,
     /// Bytes of read-ahead buffers all downloads share (beyond one chunk each).
     pub read_ahead_bytes: u64,
+    /// Bytes of write buffers all uploads share (512 KiB each, at least one).
+    pub upload_buffer_bytes: u64,
 }
 
 /// Merge `over` into `base`, table by table.

@@ -255,6 +255,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         cache_bytes: cfg.storage.metadata_cache_bytes,
         read_ahead_bytes: cfg.storage.read_ahead_bytes,
+        upload_buffer_bytes: cfg.storage.upload_buffer_bytes,
     })
     .await
     .with_context(|| format!("opening storage in {}", cfg.storage.data_dir.display()))?;

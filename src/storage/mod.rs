@@ -43,9 +43,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Number of locks digests are striped over.
 const DIGEST_LOCKS: usize = 64;
-/// Uploads streaming into staging files at once. Each holds up to two write buffers
-/// (1 MiB), so this bounds upload memory however many clients push; further chunks wait
-/// (unread, in the client's socket) for a slot.
+/// Uploads streaming into staging files at once; further chunks wait (unread, in the
+/// client's socket) for a slot. Their write buffers come from the
+/// `upload_buffer_bytes` budget.
 const ACTIVE_UPLOADS: usize = 64;
 
 /// Storage settings.
@@ -63,6 +63,8 @@ pub struct StorageOptions {
     pub cache_bytes: u64,
     /// Memory for downloads' read-ahead buffers beyond each download's first chunk.
     pub read_ahead_bytes: u64,
+    /// Memory for the write buffers of all uploads together (512 KiB each).
+    pub upload_buffer_bytes: u64,
 }
 
 /// A byte range requested of a blob.
@@ -128,6 +130,7 @@ struct Inner {
     cache: cache::MetaCache,
     digest_locks: Vec<tokio::sync::Mutex<()>>,
     upload_slots: tokio::sync::Semaphore,
+    upload_buffers: uploads::UploadBuffers,
     opts: StorageOptions,
 }
 
@@ -153,6 +156,7 @@ impl Storage {
                 cache: cache::MetaCache::new(opts.cache_bytes),
                 digest_locks: (0..DIGEST_LOCKS).map(|_| Default::default()).collect(),
                 upload_slots: tokio::sync::Semaphore::new(ACTIVE_UPLOADS),
+                upload_buffers: uploads::UploadBuffers::new(opts.upload_buffer_bytes),
                 opts,
             }),
         };

@@ -27,6 +27,7 @@ pub(super) fn options(dir: &std::path::Path) -> StorageOptions {
         },
         cache_bytes: 1 << 20,
         read_ahead_bytes: 4 << 20,
+        upload_buffer_bytes: 4 << 20,
     }
 }
 

@@ -6,7 +6,7 @@
 //! and hash as they were. If even that cut fails, the session is marked `dirty` and the
 //! next operation cuts it before anything else.
 
-use super::writer::StagingWriter;
+use super::writer::{StagingWriter, UploadBuffers};
 use super::Session;
 use crate::oci::{Algorithm, Digest, DigestHasher};
 use crate::storage::error::{Result, StorageError};
@@ -44,6 +44,7 @@ pub(super) async fn append<S, E>(
     offset: Option<u64>,
     body: S,
     expected_len: Option<u64>,
+    buffers: &UploadBuffers,
 ) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
@@ -60,7 +61,7 @@ where
         Some(h) => h.clone(),
         None => hash_file(&session.path, start, Algorithm::Sha256).await?,
     };
-    let result = append_inner(session, body, expected_len, &mut hasher).await;
+    let result = append_inner(session, body, expected_len, &mut hasher, buffers).await;
     match result {
         Ok(n) => {
             session.size = start + n;
@@ -105,12 +106,13 @@ async fn append_inner<S, E>(
     body: S,
     expected_len: Option<u64>,
     hasher: &mut DigestHasher,
+    buffers: &UploadBuffers,
 ) -> Result<u64>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut writer = StagingWriter::open(&session.path, session.size).await?;
+    let mut writer = StagingWriter::open(&session.path, session.size, buffers).await?;
     let received = receive(&mut writer, body, expected_len, hasher).await;
     // Always settle the writer, so a rollback never races an in-flight write.
     let total = match received {

@@ -30,6 +30,7 @@
 
 mod append;
 mod writer;
+pub(crate) use writer::UploadBuffers;
 
 use super::error::{Result, StorageError};
 use super::{now_secs, remove_file_quietly, Storage, UploadStatus};
@@ -300,7 +301,7 @@ impl Storage {
             .acquire()
             .await
             .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
-        append::append(session, offset, body, len).await
+        append::append(session, offset, body, len, &self.inner.upload_buffers).await
     }
 
     /// Append a chunk to session `id` and acknowledge it durably. With an offset, the

@@ -12,6 +12,8 @@ use crate::storage::error::{Result, StorageError};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Alignment required by `O_DIRECT` (memory, offset and length).
@@ -21,18 +23,73 @@ const BUFFER: usize = 512 * 1024;
 /// Buffered bytes after which their writeback is started in the background.
 const WRITEBACK_STEP: u64 = 16 * 1024 * 1024;
 
+/// The write buffers all uploads share: each buffer in use holds one permit, so upload
+/// memory stays within the configured budget however many uploads run. Every writer
+/// waits for its first buffer; a second one (to fill while the first is written) is
+/// taken only when the budget has room, else the writer waits for each write.
+#[derive(Clone)]
+pub(crate) struct UploadBuffers(Arc<Semaphore>);
+
+impl UploadBuffers {
+    /// A budget of `bytes` (at least one buffer).
+    pub(crate) fn new(bytes: u64) -> UploadBuffers {
+        let n = usize::try_from(bytes / BUFFER as u64)
+            .unwrap_or(usize::MAX)
+            .clamp(1, Semaphore::MAX_PERMITS);
+        UploadBuffers(Arc::new(Semaphore::new(n)))
+    }
+
+    /// Buffers not in use now.
+    #[cfg(test)]
+    pub(crate) fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+
+    async fn first(&self) -> Result<AlignedBuf> {
+        let permit = self
+            .0
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StorageError::Io(std::io::Error::other(e)))?;
+        Ok(AlignedBuf::new(Some(permit)))
+    }
+
+    fn another(&self) -> Option<AlignedBuf> {
+        let permit = self.0.clone().try_acquire_owned().ok()?;
+        Some(AlignedBuf::new(Some(permit)))
+    }
+}
+
 /// A heap buffer whose data starts on a [`BLOCK`] boundary.
 struct AlignedBuf {
     mem: Vec<u8>,
     start: usize,
     len: usize,
+    /// Its share of the [`UploadBuffers`] budget, given back when it is freed.
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl AlignedBuf {
-    fn new() -> AlignedBuf {
+    fn new(permit: Option<OwnedSemaphorePermit>) -> AlignedBuf {
         let mem = vec![0u8; BUFFER + BLOCK];
         let start = mem.as_ptr().align_offset(BLOCK).min(BLOCK);
-        AlignedBuf { mem, start, len: 0 }
+        AlignedBuf {
+            mem,
+            start,
+            len: 0,
+            _permit: permit,
+        }
+    }
+
+    /// Stands in for a buffer while it is being written (no allocation, no permit).
+    fn placeholder() -> AlignedBuf {
+        AlignedBuf {
+            mem: Vec::new(),
+            start: 0,
+            len: 0,
+            _permit: None,
+        }
     }
 
     fn filled(&self) -> &[u8] {
@@ -101,6 +158,7 @@ type WriteTask = JoinHandle<std::io::Result<(Files, AlignedBuf)>>;
 
 /// Streams bytes into a staging file from a given offset; see the module docs.
 pub(super) struct StagingWriter {
+    buffers: UploadBuffers,
     files: Option<Files>,
     pending: Option<WriteTask>,
     spare: Option<AlignedBuf>,
@@ -112,9 +170,15 @@ pub(super) struct StagingWriter {
 }
 
 impl StagingWriter {
-    /// Open the existing staging file `path` to write from byte `pos` on. A missing file
-    /// is an error, never silently re-created: the session it belonged to is over.
-    pub(super) async fn open(path: &Path, pos: u64) -> Result<StagingWriter> {
+    /// Open the existing staging file `path` to write from byte `pos` on, once a buffer
+    /// of `buffers` is free. A missing file is an error, never silently re-created: the
+    /// session it belonged to is over.
+    pub(super) async fn open(
+        path: &Path,
+        pos: u64,
+        buffers: &UploadBuffers,
+    ) -> Result<StagingWriter> {
+        let current = buffers.first().await?;
         let path = path.to_path_buf();
         let files = tokio::task::spawn_blocking(move || -> std::io::Result<Files> {
             let buffered = std::fs::OpenOptions::new().write(true).open(&path)?;
@@ -128,10 +192,11 @@ impl StagingWriter {
         .await
         .map_err(StorageError::from)??;
         Ok(StagingWriter {
+            buffers: buffers.clone(),
             files: Some(files),
             pending: None,
             spare: None,
-            current: AlignedBuf::new(),
+            current,
             pos,
             flushed: pos,
         })
@@ -170,8 +235,14 @@ impl StagingWriter {
 
     async fn write_current(&mut self) -> Result<()> {
         let mut files = self.take_files().await?;
-        let next = self.spare.take().unwrap_or_else(AlignedBuf::new);
-        let buf = std::mem::replace(&mut self.current, next);
+        // The buffer to fill while this one is written: the spare, or a new one if the
+        // budget has room; without either, write and wait, then refill the same one.
+        let next = self.spare.take().or_else(|| self.buffers.another());
+        let single = next.is_none();
+        let buf = std::mem::replace(
+            &mut self.current,
+            next.unwrap_or_else(AlignedBuf::placeholder),
+        );
         let pos = self.pos;
         self.pos += buf.len as u64;
         let kick = (self.pos - self.flushed >= WRITEBACK_STEP).then(|| {
@@ -190,6 +261,12 @@ impl StagingWriter {
             }
             Ok((files, buf))
         }));
+        if single {
+            // `take_files` waits for the write and keeps its buffer as the spare.
+            let files = self.take_files().await?;
+            self.files = Some(files);
+            self.current = self.spare.take().unwrap_or_else(AlignedBuf::placeholder);
+        }
         Ok(())
     }
 
@@ -225,16 +302,60 @@ mod tests {
             .collect();
         // First append ends unaligned; the second starts there.
         let cut = BUFFER + 777;
-        let mut w = StagingWriter::open(&path, 0).await.unwrap();
+        let buffers = UploadBuffers::new(64 << 20);
+        let mut w = StagingWriter::open(&path, 0, &buffers).await.unwrap();
         for piece in data[..cut].chunks(10_000) {
             w.push(piece).await.unwrap();
         }
         w.finish().await.unwrap();
-        let mut w = StagingWriter::open(&path, cut as u64).await.unwrap();
+        let mut w = StagingWriter::open(&path, cut as u64, &buffers)
+            .await
+            .unwrap();
         for piece in data[cut..].chunks(65_536) {
             w.push(piece).await.unwrap();
         }
         w.finish().await.unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn uploads_share_the_buffer_budget_and_still_complete_with_one_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(4 * BUFFER + 999))
+            .map(|i| (i * 13 % 241) as u8)
+            .collect();
+        // Room for one buffer only: the writer works single-buffered.
+        let buffers = UploadBuffers::new(BUFFER as u64);
+        let path = dir.path().join("a");
+        std::fs::File::create(&path).unwrap();
+        let mut w = StagingWriter::open(&path, 0, &buffers).await.unwrap();
+        assert_eq!(buffers.available(), 0);
+        // A second upload waits for a buffer while the first holds the only one.
+        let other = dir.path().join("b");
+        std::fs::File::create(&other).unwrap();
+        let waiting = {
+            let (other, buffers) = (other.clone(), buffers.clone());
+            tokio::spawn(async move { StagingWriter::open(&other, 0, &buffers).await.map(|_| ()) })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        for piece in data.chunks(100_000) {
+            w.push(piece).await.unwrap();
+        }
+        w.finish().await.unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), data);
+        // The buffer went back and the waiting upload got it.
+        waiting.await.unwrap().unwrap();
+        assert_eq!(buffers.available(), 1);
+        // With room for two, a writer takes a second buffer and gives both back.
+        let buffers = UploadBuffers::new(2 * BUFFER as u64);
+        let mut w = StagingWriter::open(&other, 0, &buffers).await.unwrap();
+        for piece in data.chunks(100_000) {
+            w.push(piece).await.unwrap();
+        }
+        assert_eq!(buffers.available(), 0);
+        w.finish().await.unwrap();
+        assert_eq!(std::fs::read(&other).unwrap(), data);
+        assert_eq!(buffers.available(), 2);
     }
 }

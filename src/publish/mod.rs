@@ -19,7 +19,9 @@
 //! come later use [`crate::client`] too, never the registry server's modules.
 
 pub mod config;
+pub mod dockerfile;
 pub mod file_error;
+pub mod graph;
 pub mod tags;
 
 #[cfg(test)]
@@ -27,4 +29,5 @@ mod testutil;
 
 pub use config::{ConfigError, DependsOn, ImageSpec, Network, PublishConfig};
 pub use file_error::FileError;
+pub use graph::{DepSource, Dependency, Graph, GraphError, Role, Selection};
 pub use tags::{GitState, TagContext, TagError, TagTemplate};

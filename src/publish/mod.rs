@@ -18,6 +18,7 @@
 //! It depends only on [`crate::oci`] (names and tags); the builder and the pusher that
 //! come later use [`crate::client`] too, never the registry server's modules.
 
+pub mod checks;
 pub mod config;
 pub mod dockerfile;
 pub mod file_error;

@@ -23,6 +23,7 @@ pub mod config;
 pub mod dockerfile;
 pub mod file_error;
 pub mod graph;
+pub mod plan;
 pub mod tags;
 
 #[cfg(test)]
@@ -31,4 +32,5 @@ mod testutil;
 pub use config::{ConfigError, DependsOn, ImageSpec, Network, PublishConfig};
 pub use file_error::FileError;
 pub use graph::{DepSource, Dependency, Graph, GraphError, Role, Selection};
+pub use plan::{Plan, PlanError, PlanOptions, PlannedImage, RunSettings};
 pub use tags::{GitState, TagContext, TagError, TagTemplate};

@@ -260,23 +260,30 @@ fn publish(args: &PublishArgs) -> ExitCode {
             };
             Plan::build(&cfg, &opts).map_err(|e| e.to_string())
         });
-    match plan {
-        Ok(plan) if args.json => match serde_json::to_string_pretty(&plan) {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("imgflow: error: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Ok(plan) => {
-            print!("{}", plan.to_text());
-            ExitCode::SUCCESS
-        }
+    let text = match plan {
+        Ok(plan) if args.json => serde_json::to_string_pretty(&plan)
+            .map(|t| t + "\n")
+            .map_err(|e| e.to_string()),
+        Ok(plan) => Ok(plan.to_text()),
+        Err(e) => Err(e),
+    };
+    match text {
+        Ok(text) => write_stdout(&text),
         Err(e) => {
             eprintln!("imgflow: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Write `text` to standard output; a reader that went away (`| head`) is no error.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imgflow: error: writing the plan: {e}");
             ExitCode::FAILURE
         }
     }

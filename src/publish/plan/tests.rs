@@ -103,7 +103,7 @@ fn the_text_shows_every_field() {
         "order:    6 image(s) in 4 level(s)",
         "  level 1: team/spark, team/socks-proxy",
         "run:      --jobs 2,",
-        "1. team/base (level 0: build)",
+        "1. team/base [level 0; build]",
         "registry.example:5000/team/spark-notebook:nightly-20261202",
         "REGISTRY=registry.example:5000",
         "team/base [explicit and inferred: depends_on, line ",
@@ -115,6 +115,13 @@ fn the_text_shows_every_field() {
     ] {
         assert!(text.contains(want), "missing {want:?} in\n{text}");
     }
+    let text = example(&["team/spark-notebook"], None).to_text();
+    assert!(text.contains("1. team/base [level 0; build: a selected image depends on it]"));
+    assert!(text.contains("3. team/spark-notebook [level 2; build]"));
+    assert!(
+        text.contains("4. team/interns-notebook [level 3; rebuild if a parent's digest changes]")
+    );
+    assert!(!text.contains("socks-proxy"), "{text}");
 }
 
 #[test]

@@ -51,10 +51,10 @@ impl Plan {
 fn image_text(out: &mut String, n: usize, img: &PlannedImage) {
     let role = match img.role {
         Role::Selected => "build",
-        Role::Dependency => "build (a selected image depends on it)",
+        Role::Dependency => "build: a selected image depends on it",
         Role::RebuildIfParentChanges => "rebuild if a parent's digest changes",
     };
-    let _ = writeln!(out, "{n}. {} (level {}: {role})", img.name, img.level);
+    let _ = writeln!(out, "{n}. {} [level {}; {role}]", img.name, img.level);
     let mut field = |name: &str, value: String| {
         let _ = writeln!(out, "   {:<12} {value}", format!("{name}:"));
     };

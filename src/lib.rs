@@ -27,6 +27,9 @@
 //!   knows no HTTP, and [`server`] and [`registry`] call it.
 //! - [`client`] is the one OCI client, used by the tests and the conformance suite; it sees a
 //!   registry only through HTTP.
+//! - [`publish`] is `imgflow publish`: the images of an `imgflow.toml`, their dependency
+//!   graph, their checks and the plan of a run; it uses [`oci`] (and will use [`client`]
+//!   to push), never the server's modules.
 
 pub mod access;
 pub mod client;

@@ -34,7 +34,48 @@ enum Command {
     /// Manage the users of the htpasswd file named by `[access] htpasswd`.
     #[command(subcommand)]
     User(UserCommand),
+    /// Build, check and push the images of an imgflow.toml in dependency order
+    /// (this build: --dry-run only, which prints the plan).
+    Publish(PublishArgs),
 }
+
+#[derive(Args)]
+struct PublishArgs {
+    /// Images to publish (with what they depend on; their dependents are rebuilt when a
+    /// parent's digest changes). None: every image of the file.
+    #[arg(value_name = "IMAGE")]
+    images: Vec<String>,
+    /// The imgflow.toml describing the images.
+    #[arg(long, short = 'f', value_name = "FILE", default_value = "imgflow.toml")]
+    file: PathBuf,
+    /// Registry to push to, HOST[:PORT] (overrides `registry` of the file).
+    #[arg(long, value_name = "R")]
+    registry: Option<String>,
+    /// PEM CA certificate of the registry (besides the system store and
+    /// /etc/docker/certs.d/HOST:PORT/).
+    #[arg(long, value_name = "F")]
+    cacert: Option<PathBuf>,
+    /// Print the plan (order, tags, build args, dependencies, checks, budgets) without a
+    /// Docker daemon or a registry.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON document.
+    #[arg(long)]
+    json: bool,
+    /// Pin the images of this stack/compose file to the pushed digests.
+    #[arg(long, value_name = "STACK.yml")]
+    pin: Option<PathBuf>,
+    /// Fail GPU images whose runtime checks cannot run here (no NVIDIA runtime).
+    #[arg(long)]
+    require_gpu: bool,
+    /// Images built at once.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+}
+
+/// Exit code of `publish` without `--dry-run`: this build cannot do what is asked (the
+/// code clap uses for a usage error). Invalid files exit with 1.
+const EXIT_USAGE: u8 = 2;
 
 #[derive(Subcommand)]
 enum UserCommand {
@@ -125,6 +166,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Publish(args) => publish(&args),
         Command::Serve(args) => {
             use std::io::IsTerminal;
             tracing_subscriber::fmt()
@@ -186,6 +228,63 @@ fn user(cmd: UserCommand) -> anyhow::Result<String> {
         UserCommand::Del(args) => {
             htpasswd::del_user(&path, &args.name)?;
             Ok(format!("removed {} from {}", args.name, path.display()))
+        }
+    }
+}
+
+/// `imgflow publish`: the plan with `--dry-run`; building and pushing are not in this
+/// build yet.
+fn publish(args: &PublishArgs) -> ExitCode {
+    use imgflow::publish::{Plan, PlanOptions, PublishConfig, RunSettings, TagContext};
+    if !args.dry_run {
+        eprintln!(
+            "imgflow: error: building and pushing images is not in this build yet; \
+             `imgflow publish --dry-run` prints the plan"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    // The errors name their file and line themselves: printed as they are.
+    let plan = PublishConfig::load(&args.file)
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| {
+            let opts = PlanOptions {
+                run: RunSettings {
+                    jobs: args.jobs,
+                    require_gpu: args.require_gpu,
+                    pin: args.pin.clone(),
+                    cacert: args.cacert.clone(),
+                },
+                registry: args.registry.clone(),
+                images: args.images.clone(),
+                tags: TagContext::new(&cfg.dir, time::OffsetDateTime::now_utc()),
+            };
+            Plan::build(&cfg, &opts).map_err(|e| e.to_string())
+        });
+    let text = match plan {
+        Ok(plan) if args.json => serde_json::to_string_pretty(&plan)
+            .map(|t| t + "\n")
+            .map_err(|e| e.to_string()),
+        Ok(plan) => Ok(plan.to_text()),
+        Err(e) => Err(e),
+    };
+    match text {
+        Ok(text) => write_stdout(&text),
+        Err(e) => {
+            eprintln!("imgflow: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Write `text` to standard output; a reader that went away (`| head`) is no error.
+fn write_stdout(text: &str) -> ExitCode {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("imgflow: error: writing the plan: {e}");
+            ExitCode::FAILURE
         }
     }
 }

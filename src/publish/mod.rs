@@ -1,0 +1,3 @@
+//! `imgflow publish`: build, validate and push the team's images (issue 7).
+
+pub mod docker;

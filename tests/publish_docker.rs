@@ -43,7 +43,8 @@ CMD ["default-arg"]
 const RUN_SH: &str = "echo \"run.sh got: $*\"\n";
 
 /// The engine, bound to `docker` through `DOCKER_HOST` (as a user would set it), with its
-/// own client config and the classic builder (this machine has no buildx).
+/// own client config and the legacy builder, as [`Dockerd::command`] uses (a machine with
+/// the buildx plugin would otherwise build with BuildKit).
 fn engine(docker: &Dockerd) -> DockerCli {
     let config = docker.work_dir().join("docker-config");
     std::fs::create_dir_all(&config).unwrap();

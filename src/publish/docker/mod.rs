@@ -143,3 +143,15 @@ impl Engine for DockerCli {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_can_be_shared_as_a_trait_object_across_tasks() {
+        fn spawnable<F: std::future::Future + Send + 'static>(_: F) {}
+        let engine: std::sync::Arc<dyn Engine> = std::sync::Arc::new(DockerCli::new());
+        spawnable(async move { engine.has_nvidia_runtime().await });
+    }
+}

@@ -12,6 +12,9 @@
 //! - [`file_error`]: the one error of reading a file, naming the file and the line;
 //! - [`checks`]: container-structure-test files (schemaVersion 2.0.0), parsed into typed
 //!   tests with their regexes compiled;
+//! - [`docker`]: the local Docker daemon through the docker CLI, behind the [`docker::Engine`]
+//!   trait: builds, check containers (limits, timeout, always removed), the image's
+//!   files read from outside, `docker save`;
 //! - [`plan`]: the resolved plan that `imgflow publish --dry-run` prints, as text or JSON;
 //! - [`push`]: pushing an image exported by `docker save` with imgflow's own client
 //!   (deterministic layers, mounts, resumable chunks, by digest; tags moved last).
@@ -21,6 +24,7 @@
 
 pub mod checks;
 pub mod config;
+pub mod docker;
 pub mod dockerfile;
 pub mod file_error;
 pub mod graph;

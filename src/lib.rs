@@ -32,6 +32,7 @@ pub mod access;
 pub mod client;
 pub mod config;
 pub mod oci;
+pub mod publish;
 pub mod registry;
 pub mod server;
 pub mod storage;

@@ -15,6 +15,8 @@
 //! - [`docker`]: the local Docker daemon through the docker CLI, behind the [`docker::Engine`]
 //!   trait: builds, check containers (limits, timeout, always removed), the image's
 //!   files read from outside, `docker save`;
+//! - [`pin`]: rewriting a stack file's image references of this registry to pinned
+//!   digests, byte for byte everywhere else;
 //! - [`plan`]: the resolved plan that `imgflow publish --dry-run` prints, as text or JSON;
 //! - [`push`]: pushing an image exported by `docker save` with imgflow's own client
 //!   (deterministic layers, mounts, resumable chunks, by digest; tags moved last).
@@ -28,6 +30,7 @@ pub mod docker;
 pub mod dockerfile;
 pub mod file_error;
 pub mod graph;
+pub mod pin;
 pub mod plan;
 pub mod push;
 pub mod tags;

@@ -16,16 +16,20 @@
 //! parsed OCI error body.
 
 pub mod blobs;
+pub mod challenge;
 pub mod discovery;
 pub mod error;
 pub mod headers;
 pub mod manifests;
 pub mod progress;
 pub mod raw;
+pub mod scope;
+pub mod token;
 pub mod upload;
 
 pub use blobs::ByteRange;
 pub use bytes::Bytes;
+pub use challenge::{parse_challenges, Challenge, Scheme};
 pub use discovery::{CatalogPage, Referrers, TagPage};
 pub use error::{parse_error_body, ClientError, OciError, Result};
 pub use headers::{next_link, parse_upload_range, resolve_location};
@@ -34,6 +38,7 @@ pub use progress::{Progress, ProgressEvent};
 pub use raw::{RawRequest, RawResponse};
 pub use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode, Url};
+pub use scope::{Scope, Scopes};
 pub use upload::{BlobUpload, MountOutcome, PushedBlob, UploadOptions, DEFAULT_CHUNK_SIZE};
 
 use crate::oci::RepoName;

@@ -17,9 +17,11 @@
 
 pub mod blobs;
 pub mod challenge;
+pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod headers;
+mod helper;
 pub mod manifests;
 pub mod progress;
 pub mod raw;
@@ -30,8 +32,9 @@ pub mod upload;
 pub use blobs::ByteRange;
 pub use bytes::Bytes;
 pub use challenge::{parse_challenges, Challenge, Scheme};
+pub use credentials::{CredentialLookup, Credentials};
 pub use discovery::{CatalogPage, Referrers, TagPage};
-pub use error::{parse_error_body, ClientError, OciError, Result};
+pub use error::{parse_error_body, AuthFailure, ClientError, CredentialsError, OciError, Result};
 pub use headers::{next_link, parse_upload_range, resolve_location};
 pub use manifests::{FetchedManifest, ManifestHead, PushedManifest, MANIFEST_ACCEPT};
 pub use progress::{Progress, ProgressEvent};

@@ -27,6 +27,7 @@ pub mod progress;
 pub mod raw;
 pub mod scope;
 pub mod token;
+pub mod trust;
 pub mod upload;
 
 pub use blobs::ByteRange;
@@ -42,6 +43,7 @@ pub use raw::{RawRequest, RawResponse};
 pub use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode, Url};
 pub use scope::{Scope, Scopes};
+pub use trust::RegistryTrust;
 pub use upload::{BlobUpload, MountOutcome, PushedBlob, UploadOptions, DEFAULT_CHUNK_SIZE};
 
 use crate::oci::RepoName;
@@ -103,6 +105,13 @@ impl ClientBuilder {
     /// Send HTTP basic credentials with every request.
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
         self.auth = Some((user.into(), password.into()));
+        self
+    }
+
+    /// Trust the CA files of `trust`, and the system's roots if it says so.
+    pub fn trust(mut self, trust: &RegistryTrust) -> Self {
+        self.ca_paths.extend(trust.ca_files.iter().cloned());
+        self.system_roots = Some(trust.system_roots);
         self
     }
 

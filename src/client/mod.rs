@@ -1,8 +1,9 @@
 //! An async OCI distribution-spec v1.1 client over HTTPS.
 //!
 //! [`Client`] talks to a registry only through HTTP (reqwest with rustls). It trusts the
-//! CA certificates it is given (PEM, by path or bytes) and, optionally, the system's
-//! roots; it can send HTTP basic credentials. Operations are grouped by resource:
+//! CA certificates it is given (PEM, by path or bytes, or a [`RegistryTrust`] gathered
+//! like docker: `--cacert`, `/etc/docker/certs.d/HOST:PORT/*.crt`, system roots) and,
+//! optionally, the system's roots. Operations are grouped by resource:
 //!
 //! - [`blobs`]: HEAD/GET (with `Range`, into memory or streamed to a writer), DELETE;
 //! - [`upload`]: monolithic, streamed and chunked uploads (hashing while reading),
@@ -12,9 +13,35 @@
 //! - [`raw`]: an escape hatch sending any request and returning status, headers and body
 //!   exactly, for conformance checks.
 //!
+//! Signing in is transparent for every operation ([`auth`]): with [`Credentials`] (user
+//! and password, or an identity token), found like docker does by [`CredentialLookup`]
+//! (`config.json`, `credHelpers`/`credsStore` helpers, `auths`), or anonymously, the
+//! client answers the registry's `401` challenges: the Docker token flow (`Bearer`:
+//! a token per scope set from the realm, cached until shortly before it expires, see
+//! [`token`]) or `Basic`. A request is sent again at most once. Once the scheme is known,
+//! every request carries the right header before it is sent, so streamed uploads work
+//! when any request on the registry came first (the upload's own `POST` does); see
+//! [`Client::authorize`] to establish it explicitly.
+//!
+//! What `imgflow publish` does for a registry `HOST:PORT`:
+//!
+//! ```no_run
+//! # async fn f() -> imgflow::client::Result<()> {
+//! use imgflow::client::{Client, CredentialLookup};
+//! let builder = Client::docker_builder(
+//!     "registry.example:5000",
+//!     &CredentialLookup::from_env(),
+//!     None, // --cacert
+//! )?;
+//! let client = builder.build()?;
+//! # Ok(()) }
+//! ```
+//!
 //! Every failure is a [`ClientError`]; an unexpected status carries the status and the
-//! parsed OCI error body.
+//! parsed OCI error body, a sign-in problem is [`ClientError::Auth`] with an
+//! [`AuthFailure`] telling wrong credentials, unreachable token endpoint and denial apart.
 
+mod auth;
 pub mod blobs;
 pub mod challenge;
 pub mod credentials;
@@ -47,8 +74,10 @@ pub use trust::RegistryTrust;
 pub use upload::{BlobUpload, MountOutcome, PushedBlob, UploadOptions, DEFAULT_CHUNK_SIZE};
 
 use crate::oci::RepoName;
+use auth::Authenticator;
 use reqwest::RequestBuilder;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Header naming the registry API version (`registry/2.0`).
@@ -75,7 +104,8 @@ pub struct ClientBuilder {
     ca_pems: Vec<Vec<u8>>,
     ca_paths: Vec<PathBuf>,
     system_roots: Option<bool>,
-    auth: Option<(String, String)>,
+    credentials: Option<Credentials>,
+    preemptive_basic: bool,
     timeout: Option<Duration>,
     connect_timeout: Duration,
     user_agent: String,
@@ -102,9 +132,21 @@ impl ClientBuilder {
         self
     }
 
-    /// Send HTTP basic credentials with every request.
+    /// Send HTTP basic credentials with every request, from the first one on (like
+    /// `curl -u`). Should the registry answer with a `Bearer` challenge, they are used at
+    /// its token endpoint instead.
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.auth = Some((user.into(), password.into()));
+        self.credentials = Some(Credentials::basic(user, password));
+        self.preemptive_basic = true;
+        self
+    }
+
+    /// Sign in with `credentials` (`None`: anonymously) when the registry asks, like
+    /// docker: nothing is sent before its first `401` challenge, then tokens (or Basic
+    /// credentials, if that is the challenge).
+    pub fn credentials(mut self, credentials: Option<Credentials>) -> Self {
+        self.credentials = credentials;
+        self.preemptive_basic = false;
         self
     }
 
@@ -191,10 +233,15 @@ impl ClientBuilder {
         let http = http
             .build()
             .map_err(|e| ClientError::Setup(format!("cannot build the HTTP client: {e}")))?;
+        let https = base.scheme() == "https";
         Ok(Client {
             http,
             base,
-            auth: self.auth,
+            auth: Arc::new(Authenticator::new(
+                self.credentials,
+                self.preemptive_basic,
+                https,
+            )),
         })
     }
 }
@@ -207,12 +254,13 @@ fn read_system_bundle() -> Option<Vec<u8>> {
         .find_map(|p| std::fs::read(p).ok())
 }
 
-/// An OCI distribution client bound to one registry. Cheap to clone.
+/// An OCI distribution client bound to one registry. Cheap to clone; clones share the
+/// learnt sign-in scheme and the token cache.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    auth: Option<(String, String)>,
+    auth: Arc<Authenticator>,
 }
 
 impl Client {
@@ -223,7 +271,8 @@ impl Client {
             ca_pems: Vec::new(),
             ca_paths: Vec::new(),
             system_roots: None,
-            auth: None,
+            credentials: None,
+            preemptive_basic: false,
             timeout: None,
             connect_timeout: Duration::from_secs(10),
             user_agent: format!("imgflow/{}", env!("CARGO_PKG_VERSION")),
@@ -231,9 +280,35 @@ impl Client {
         }
     }
 
+    /// A builder for registry `host` (`HOST[:PORT]`, as in image references) set up
+    /// the way docker would talk to it: `https://HOST[:PORT]`, the credentials `lookup`
+    /// finds for it (none: anonymous), and the CAs of
+    /// [`RegistryTrust::for_registry`] (`cacert`, `/etc/docker/certs.d/HOST[:PORT]/`,
+    /// system roots). Runs a credential helper if one is configured (blocking).
+    pub fn docker_builder(
+        host: &str,
+        lookup: &CredentialLookup,
+        cacert: Option<&Path>,
+    ) -> Result<ClientBuilder> {
+        let trust = RegistryTrust::for_registry(host, cacert)?;
+        let credentials = lookup.find(host)?;
+        Ok(Client::builder(format!("https://{host}"))
+            .trust(&trust)
+            .credentials(credentials))
+    }
+
     /// The registry's base URL.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// `HOST[:PORT]` of the registry, as credentials are looked up for it.
+    pub fn registry_host(&self) -> String {
+        let host = self.base.host_str().unwrap_or_default();
+        match self.base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
     }
 
     /// Resolve `target` (an absolute URL or a path such as `/v2/`) against the base URL.
@@ -246,17 +321,14 @@ impl Client {
         self.url(&format!("/v2/{repo}/{tail}"))
     }
 
-    /// A request builder carrying the configured credentials.
+    /// A request builder; [`Self::send`] adds the `Authorization` header.
     pub(crate) fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        let rb = self.http.request(method, url);
-        match &self.auth {
-            Some((user, password)) => rb.basic_auth(user, Some(password)),
-            None => rb,
-        }
+        self.http.request(method, url)
     }
 
     /// Send `rb` and require one of the `ok` statuses; any other status becomes
-    /// [`ClientError::Status`] with the parsed OCI error body.
+    /// [`ClientError::Status`] with the parsed OCI error body, or [`ClientError::Auth`]
+    /// for a `401` that signing in did not cure and for a `403`.
     pub(crate) async fn send(
         &self,
         method: &Method,
@@ -264,15 +336,131 @@ impl Client {
         rb: RequestBuilder,
         ok: &[StatusCode],
     ) -> Result<reqwest::Response> {
-        let resp = rb.send().await.map_err(|source| ClientError::Http {
-            method: method.clone(),
-            url: url.to_string(),
-            source: source.without_url(),
-        })?;
+        let resp = self.dispatch(method, url, rb).await?;
         if ok.contains(&resp.status()) {
             return Ok(resp);
         }
-        Err(status_error(method, url, resp).await)
+        let failure = match resp.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => resp.status(),
+            _ => return Err(status_error(method, url, resp).await),
+        };
+        let message = if *method == Method::HEAD {
+            String::new()
+        } else {
+            auth::registry_message(&resp.bytes().await.unwrap_or_default())
+        };
+        let identity = self.auth.identity();
+        let failure = match failure {
+            StatusCode::FORBIDDEN => AuthFailure::Denied { identity, message },
+            _ if self.auth.has_credentials() => AuthFailure::Unauthorized { identity, message },
+            _ => AuthFailure::SignInRequired { message },
+        };
+        Err(self.auth_error(method, url, failure))
+    }
+
+    fn auth_error(&self, method: &Method, url: &Url, failure: AuthFailure) -> ClientError {
+        ClientError::Auth {
+            method: method.clone(),
+            url: url.to_string(),
+            failure,
+        }
+    }
+
+    /// Send `rb` signed in as the registry wants (see [`auth`]): with the header known
+    /// to be needed, and once more after a `401` challenge that a token or the Basic
+    /// credentials may answer. Returns the response whatever its status.
+    pub(crate) async fn dispatch(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let scopes = Scopes::for_request(method, url);
+        let spare = rb.try_clone();
+        let (resp, sent) = self.attempt(method, url, rb, &scopes).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let again = self
+            .auth
+            .challenged(&self.http, url, resp.headers(), &scopes, &sent)
+            .await
+            .map_err(|f| self.auth_error(method, url, f))?;
+        if !again {
+            return Ok(resp);
+        }
+        let Some(spare) = spare else {
+            return Err(self.auth_error(method, url, AuthFailure::NotReplayable));
+        };
+        let (resp, sent) = self.attempt(method, url, spare, &scopes).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED && sent == auth::Sent::Basic {
+            let failure = AuthFailure::WrongCredentials {
+                user: self.auth.identity(),
+                at: "the registry".to_string(),
+            };
+            return Err(self.auth_error(method, url, failure));
+        }
+        Ok(resp)
+    }
+
+    /// Send `rb` with the header the registry is known to want for `scopes`.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: RequestBuilder,
+        scopes: &Scopes,
+    ) -> Result<(reqwest::Response, auth::Sent)> {
+        let (rb, sent) = self
+            .auth
+            .apply(&self.http, rb, scopes)
+            .await
+            .map_err(|f| self.auth_error(method, url, f))?;
+        Ok((self.transmit(method, url, rb).await?, sent))
+    }
+
+    async fn transmit(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        rb.send().await.map_err(|source| ClientError::Http {
+            method: method.clone(),
+            url: url.to_string(),
+            source: source.without_url(),
+        })
+    }
+
+    /// Sign in ahead for `scopes`: learns the registry's scheme with a `GET /v2/` if no
+    /// challenge was seen yet, and fetches the token when the registry uses tokens.
+    ///
+    /// Call it before pushing an image, with `repository:REPO:pull,push` (and
+    /// `repository:SOURCE:pull` for mounts): every request of the push (HEADs,
+    /// uploads, the manifest) then shares that one token, wrong credentials and an
+    /// unreachable token endpoint fail before any upload, and streamed uploads, whose
+    /// body could not be sent twice, never meet a challenge. An open registry, or a
+    /// Basic one, needs nothing.
+    pub async fn authorize(&self, scopes: &Scopes) -> Result<()> {
+        let url = self.url("/v2/")?;
+        let m = Method::GET;
+        if !self.auth.knows_scheme() {
+            let resp = self
+                .transmit(&m, &url, self.request(m.clone(), url.clone()))
+                .await?;
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                self.auth
+                    .learn(&url, resp.headers())
+                    .map_err(|f| self.auth_error(&m, &url, f))?;
+            }
+        }
+        // Only the token matters here: the request is not sent.
+        let (_unsent, _) = self
+            .auth
+            .apply(&self.http, self.request(m.clone(), url.clone()), scopes)
+            .await
+            .map_err(|f| self.auth_error(&m, &url, f))?;
+        Ok(())
     }
 
     /// [`Self::send`] for a request with no body and no extra headers.

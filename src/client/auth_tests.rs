@@ -61,17 +61,39 @@ fn basic_user(headers: &HeaderMap) -> Option<String> {
 }
 
 impl Fake {
+    /// `GET /token?service=&scope=...` with Basic credentials or none.
     fn token(&self, headers: &HeaderMap, query: &str) -> Response {
         let Some(user) = basic_user(headers) else {
             return respond(StatusCode::UNAUTHORIZED, &[], "{}");
         };
-        let n = self.token_hits.fetch_add(1, Ordering::SeqCst) + 1;
-        let query_url = reqwest::Url::parse(&format!("http://x/?{query}")).unwrap();
-        let scopes: Vec<String> = query_url
-            .query_pairs()
+        let scopes: Vec<String> = form_pairs(query)
             .filter(|(k, _)| k == "scope")
-            .map(|(_, v)| v.into_owned())
+            .map(|(_, v)| v)
             .collect();
+        self.issue(&user, scopes)
+    }
+
+    /// `POST /token` with an OAuth 2 refresh-token form: the identity token of carol is
+    /// `refresh-ok`; the scopes come space-separated.
+    fn refresh(&self, form: &str) -> Response {
+        let field = |name: &str| {
+            form_pairs(form)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v)
+                .unwrap_or_default()
+        };
+        if field("grant_type") != "refresh_token" || field("refresh_token") != "refresh-ok" {
+            return respond(StatusCode::UNAUTHORIZED, &[], "{}");
+        }
+        let scopes = field("scope")
+            .split_ascii_whitespace()
+            .map(str::to_string)
+            .collect();
+        self.issue("carol", scopes)
+    }
+
+    fn issue(&self, user: &str, scopes: Vec<String>) -> Response {
+        let n = self.token_hits.fetch_add(1, Ordering::SeqCst) + 1;
         self.token_scopes.lock().unwrap().push(scopes.clone());
         // Anonymous callers get pull only.
         let mut granted = Scopes::new();
@@ -154,9 +176,13 @@ impl Fake {
         let (parts, body) = req.into_parts();
         let path = parts.uri.path().to_string();
         let query = parts.uri.query().unwrap_or("").to_string();
-        let _ = axum::body::to_bytes(body, usize::MAX).await;
-        if path == "/token" {
-            return self.token(&parts.headers, &query);
+        let body = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        match (&parts.method, path.as_str()) {
+            (&Method::POST, "/token") => return self.refresh(&String::from_utf8_lossy(&body)),
+            (_, "/token") => return self.token(&parts.headers, &query),
+            _ => {}
         }
         if path.starts_with("/v2/forbidden/") {
             return respond(
@@ -191,6 +217,15 @@ impl Fake {
             _ => respond(StatusCode::OK, &[], "{}"),
         }
     }
+}
+
+/// The decoded pairs of a query string or form body.
+fn form_pairs(text: &str) -> impl Iterator<Item = (String, String)> {
+    let url = reqwest::Url::parse(&format!("http://x/?{text}")).unwrap();
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 fn repo_of(path: &str) -> &str {
@@ -424,4 +459,29 @@ async fn basic_registries_get_credentials_after_the_challenge() {
     );
     let err = client(&base, None).ping().await.unwrap_err();
     assert!(matches!(failure(&err), AuthFailure::SignInRequired { .. }));
+}
+
+#[tokio::test]
+async fn identity_tokens_are_exchanged_as_refresh_tokens() {
+    let (fake, base) = start(Mode::Token, None).await;
+    let identity = |token: &str| {
+        Some(Credentials::IdentityToken {
+            username: String::new(),
+            token: token.to_string(),
+        })
+    };
+    let c = client(&base, identity("refresh-ok"));
+    c.start_upload(&repo("team/app")).await.unwrap();
+    assert_eq!(
+        fake.token_scopes.lock().unwrap()[0],
+        ["repository:team/app:pull,push"]
+    );
+    let err = client(&base, identity("revoked"))
+        .start_upload(&repo("team/app"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(failure(&err), AuthFailure::WrongCredentials { .. }),
+        "{err}"
+    );
 }

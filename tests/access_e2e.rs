@@ -39,6 +39,7 @@ use base64::Engine;
 use common::mtls::ClientCa;
 use common::oci_layout::{OciLayout, TarEntry};
 use common::process::{output_with_timeout, poll, wait_timeout};
+use common::server::add_user;
 use common::{require_tool, sha256_digest, DockerCertsGuard, Dockerd, NetNs, Server, Skopeo};
 use serde_json::Value;
 
@@ -227,29 +228,6 @@ client_ca = "clients-ca.crt"
             )
         })
     }
-}
-
-/// `imgflow user add NAME --config FILE`, the password on standard input.
-fn add_user(config: &Path, user: &str, password: &str) {
-    let mut child = Command::new(Server::binary())
-        .args(["user", "add", user, "--config"])
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning imgflow user add");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin
-        .write_all(format!("{password}\n").as_bytes())
-        .expect("writing the password");
-    drop(stdin);
-    let out = child.wait_with_output().expect("imgflow user add");
-    assert!(
-        out.status.success(),
-        "imgflow user add {user}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 // ---------------------------------------------------------------------------------------

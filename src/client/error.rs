@@ -67,7 +67,7 @@ fn describe_errors(errors: &[OciError], body: &str) -> String {
 
 /// An error and its causes, `: `-separated (transport errors hide the useful part,
 /// e.g. the TLS failure, in their sources).
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {
@@ -150,13 +150,189 @@ pub enum ClientError {
     /// The client could not be configured (CA file, TLS setup).
     #[error("cannot configure the registry client: {0}")]
     Setup(String),
+    /// Signing in to the registry failed, or the signed-in caller may not do this.
+    #[error("{method} {url}: {failure}")]
+    Auth {
+        /// Request method.
+        method: Method,
+        /// Request URL.
+        url: String,
+        /// What went wrong.
+        #[source]
+        failure: AuthFailure,
+    },
+    /// Credentials could not be read (Docker configuration, credential helper).
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
+/// Why signing in failed or a signed-in request was refused (see [`ClientError::Auth`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFailure {
+    /// The registry or its token endpoint refused the user name and password.
+    #[error("wrong credentials: {at} refused the password of {user:?}")]
+    WrongCredentials {
+        /// The user name sent.
+        user: String,
+        /// Who refused them: the token endpoint's URL or `the registry`.
+        at: String,
+    },
+    /// The registry needs a signed-in user and the client has no credentials.
+    #[error(
+        "sign-in required: the registry refused anonymous access and no credentials were \
+         found for it (docker login, or pass credentials){}",
+        detail_suffix(message)
+    )]
+    SignInRequired {
+        /// The registry's message, if any.
+        message: String,
+    },
+    /// The token endpoint could not be reached (connection, TLS, timeout).
+    #[error("token endpoint {realm} unreachable: {detail}")]
+    TokenEndpointUnreachable {
+        /// The token endpoint's URL.
+        realm: String,
+        /// The transport error.
+        detail: String,
+    },
+    /// The token endpoint answered, but not with a token.
+    #[error("token endpoint {realm} failed: {detail}")]
+    TokenEndpointFailed {
+        /// The token endpoint's URL.
+        realm: String,
+        /// Status or body problem.
+        detail: String,
+    },
+    /// The caller is known, and the registry denies this action (403).
+    #[error("denied: {identity} may not do this{}", detail_suffix(message))]
+    Denied {
+        /// `anonymous` or the user name.
+        identity: String,
+        /// The registry's message, if any.
+        message: String,
+    },
+    /// The registry refused a freshly obtained token or the Basic credentials (401).
+    #[error(
+        "unauthorized: the registry refused the sign-in of {identity}{}",
+        detail_suffix(message)
+    )]
+    Unauthorized {
+        /// The user name.
+        identity: String,
+        /// The registry's message, if any.
+        message: String,
+    },
+    /// Too many failed sign-ins from this address (429).
+    #[error("too many failed sign-ins from this address; retry after {} s", retry_after.map_or("some".to_string(), |s| s.to_string()))]
+    TooManyFailures {
+        /// `Retry-After`, in seconds.
+        retry_after: Option<u64>,
+    },
+    /// The token endpoint is plain HTTP while the registry is HTTPS: no credentials are
+    /// sent there.
+    #[error("insecure token endpoint {realm}: credentials are sent over HTTPS only")]
+    InsecureRealm {
+        /// The token endpoint's URL.
+        realm: String,
+    },
+    /// The challenge lacks what the flow needs (e.g. a Bearer challenge without realm).
+    #[error("unusable challenge {challenge:?}: {reason}")]
+    BadChallenge {
+        /// The `WWW-Authenticate` value.
+        challenge: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// The request's body is a stream that was consumed by the refused attempt.
+    #[error(
+        "the registry asked to sign in and this request's streamed body cannot be sent \
+         again; call Client::authorize (or any cheap request on the repository) first"
+    )]
+    NotReplayable,
+}
+
+impl AuthFailure {
+    /// The HTTP status that led to this failure, when one did.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            AuthFailure::Denied { .. } => Some(StatusCode::FORBIDDEN),
+            AuthFailure::SignInRequired { .. } | AuthFailure::Unauthorized { .. } => {
+                Some(StatusCode::UNAUTHORIZED)
+            }
+            AuthFailure::TooManyFailures { .. } => Some(StatusCode::TOO_MANY_REQUESTS),
+            _ => None,
+        }
+    }
+}
+
+fn detail_suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({message})")
+    }
+}
+
+/// Why credentials could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// The Docker configuration file exists but cannot be read.
+    #[error("cannot read the Docker configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The Docker configuration file is not valid.
+    #[error("invalid Docker configuration {path}: {reason}")]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The credential helper configured for the registry is not on the search path.
+    #[error(
+        "credential helper {helper} (configured for {host}) is not installed: not found in \
+         PATH {search_path:?}"
+    )]
+    HelperNotInstalled {
+        /// The program name, `docker-credential-NAME`.
+        helper: String,
+        /// The registry.
+        host: String,
+        /// The directories searched.
+        search_path: String,
+    },
+    /// The credential helper could not be run or failed.
+    #[error("credential helper {helper} failed for {host}: {reason}")]
+    HelperFailed {
+        /// The program name, `docker-credential-NAME`.
+        helper: String,
+        /// The registry.
+        host: String,
+        /// Exit status and output, or the spawn error.
+        reason: String,
+    },
 }
 
 impl ClientError {
-    /// The HTTP status, when the registry answered with an unexpected one.
+    /// The HTTP status, when the registry answered with an unexpected one (also for
+    /// [`ClientError::Auth`] failures coming from a 401, 403 or 429).
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             ClientError::Status { status, .. } => Some(*status),
+            ClientError::Auth { failure, .. } => failure.status(),
+            _ => None,
+        }
+    }
+
+    /// What went wrong signing in, for [`ClientError::Auth`].
+    pub fn auth_failure(&self) -> Option<&AuthFailure> {
+        match self {
+            ClientError::Auth { failure, .. } => Some(failure),
             _ => None,
         }
     }

@@ -1,8 +1,9 @@
 //! An async OCI distribution-spec v1.1 client over HTTPS.
 //!
 //! [`Client`] talks to a registry only through HTTP (reqwest with rustls). It trusts the
-//! CA certificates it is given (PEM, by path or bytes) and, optionally, the system's
-//! roots; it can send HTTP basic credentials. Operations are grouped by resource:
+//! CA certificates it is given (PEM, by path or bytes, or a [`RegistryTrust`] gathered
+//! like docker: `--cacert`, `/etc/docker/certs.d/HOST:PORT/*.crt`, system roots) and,
+//! optionally, the system's roots. Operations are grouped by resource:
 //!
 //! - [`blobs`]: HEAD/GET (with `Range`, into memory or streamed to a writer), DELETE;
 //! - [`upload`]: monolithic, streamed and chunked uploads (hashing while reading),
@@ -12,34 +13,73 @@
 //! - [`raw`]: an escape hatch sending any request and returning status, headers and body
 //!   exactly, for conformance checks.
 //!
+//! Signing in is transparent for every operation ([`auth`]): with [`Credentials`] (user
+//! and password, or an identity token), found like docker does by [`CredentialLookup`]
+//! (`config.json`, `credHelpers`/`credsStore` helpers, `auths`), or anonymously, the
+//! client answers the registry's `401` challenges: the Docker token flow (`Bearer`:
+//! a token per scope set from the realm, cached until shortly before it expires, see
+//! [`token`]) or `Basic`. A request is sent again at most once. Once the scheme is known,
+//! every request carries the right header before it is sent, so streamed uploads work
+//! when any request on the registry came first (the upload's own `POST` does); see
+//! [`Client::authorize`] to establish it explicitly.
+//!
+//! What `imgflow publish` does for a registry `HOST:PORT`:
+//!
+//! ```no_run
+//! # async fn f() -> imgflow::client::Result<()> {
+//! use imgflow::client::{Client, CredentialLookup};
+//! let builder = Client::docker_builder(
+//!     "registry.example:5000",
+//!     &CredentialLookup::from_env(),
+//!     None, // --cacert
+//! )?;
+//! let client = builder.build()?;
+//! # Ok(()) }
+//! ```
+//!
 //! Every failure is a [`ClientError`]; an unexpected status carries the status and the
-//! parsed OCI error body.
+//! parsed OCI error body, a sign-in problem is [`ClientError::Auth`] with an
+//! [`AuthFailure`] telling wrong credentials, unreachable token endpoint and denial apart.
 
+mod auth;
 pub mod blobs;
+mod builder;
+pub mod challenge;
+pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod headers;
+mod helper;
 pub mod manifests;
 pub mod progress;
 pub mod raw;
+pub mod scope;
+pub mod token;
+pub mod trust;
 pub mod upload;
 
 pub use blobs::ByteRange;
+pub use builder::ClientBuilder;
 pub use bytes::Bytes;
+pub use challenge::{parse_challenges, Challenge, Scheme};
+pub use credentials::{CredentialLookup, Credentials};
 pub use discovery::{CatalogPage, Referrers, TagPage};
-pub use error::{parse_error_body, ClientError, OciError, Result};
+pub use error::{parse_error_body, AuthFailure, ClientError, CredentialsError, OciError, Result};
 pub use headers::{next_link, parse_upload_range, resolve_location};
 pub use manifests::{FetchedManifest, ManifestHead, PushedManifest, MANIFEST_ACCEPT};
 pub use progress::{Progress, ProgressEvent};
 pub use raw::{RawRequest, RawResponse};
 pub use reqwest::header::HeaderMap;
 pub use reqwest::{Method, StatusCode, Url};
+pub use scope::{Scope, Scopes};
+pub use trust::RegistryTrust;
 pub use upload::{BlobUpload, MountOutcome, PushedBlob, UploadOptions, DEFAULT_CHUNK_SIZE};
 
 use crate::oci::RepoName;
+use auth::Authenticator;
 use reqwest::RequestBuilder;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Header naming the registry API version (`registry/2.0`).
 pub const API_VERSION_HEADER: &str = "Docker-Distribution-API-Version";
@@ -50,173 +90,50 @@ pub const OCI_SUBJECT_HEADER: &str = "OCI-Subject";
 /// Header listing the referrers filters a registry applied.
 pub const OCI_FILTERS_APPLIED_HEADER: &str = "OCI-Filters-Applied";
 
-/// PEM bundles where common Linux distributions keep the system's trusted roots.
-const SYSTEM_BUNDLES: [&str; 4] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/ca-bundle.pem",
-    "/etc/ssl/cert.pem",
-];
-
-/// Configures and builds a [`Client`].
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    base_url: String,
-    ca_pems: Vec<Vec<u8>>,
-    ca_paths: Vec<PathBuf>,
-    system_roots: Option<bool>,
-    auth: Option<(String, String)>,
-    timeout: Option<Duration>,
-    connect_timeout: Duration,
-    user_agent: String,
-    http1_only: bool,
-}
-
-impl ClientBuilder {
-    /// Trust the CA certificates in the PEM file at `path` (may hold several).
-    pub fn ca_file(mut self, path: impl AsRef<Path>) -> Self {
-        self.ca_paths.push(path.as_ref().to_path_buf());
-        self
-    }
-
-    /// Trust the CA certificates in `pem` (may hold several).
-    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
-        self.ca_pems.push(pem.into());
-        self
-    }
-
-    /// Also trust the system's root certificates (`SSL_CERT_FILE` or the distribution's
-    /// bundle). By default they are used only when no CA is given.
-    pub fn system_roots(mut self, enabled: bool) -> Self {
-        self.system_roots = Some(enabled);
-        self
-    }
-
-    /// Send HTTP basic credentials with every request.
-    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.auth = Some((user.into(), password.into()));
-        self
-    }
-
-    /// Limit the duration of each whole request (default: none, uploads can be long).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Limit the time to connect (default: 10 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Set the `User-Agent` header.
-    pub fn user_agent(mut self, agent: impl Into<String>) -> Self {
-        self.user_agent = agent.into();
-        self
-    }
-
-    /// Use HTTP/1.1 only (by default HTTP/2 is negotiated through ALPN when offered).
-    pub fn http1_only(mut self) -> Self {
-        self.http1_only = true;
-        self
-    }
-
-    /// Build the client. Fails when the base URL or a CA certificate is unusable.
-    pub fn build(self) -> Result<Client> {
-        let base = Url::parse(&self.base_url).map_err(|e| ClientError::InvalidUrl {
-            url: self.base_url.clone(),
-            reason: e.to_string(),
-        })?;
-        if !matches!(base.scheme(), "https" | "http") || base.host().is_none() {
-            return Err(ClientError::InvalidUrl {
-                url: self.base_url,
-                reason: "expected https://HOST[:PORT]".to_string(),
-            });
-        }
-        let mut http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .connect_timeout(self.connect_timeout)
-            .user_agent(self.user_agent)
-            .redirect(reqwest::redirect::Policy::limited(5));
-        if let Some(t) = self.timeout {
-            http = http.timeout(t);
-        }
-        if self.http1_only {
-            http = http.http1_only();
-        }
-        let mut pems = self.ca_pems;
-        for path in &self.ca_paths {
-            let pem = std::fs::read(path).map_err(|e| {
-                ClientError::Setup(format!("cannot read CA file {}: {e}", path.display()))
-            })?;
-            pems.push(pem);
-        }
-        let use_system = self.system_roots.unwrap_or(pems.is_empty());
-        if use_system {
-            if let Some(pem) = read_system_bundle() {
-                pems.push(pem);
-            }
-        }
-        for pem in &pems {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| ClientError::Setup(format!("invalid PEM certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(ClientError::Setup(
-                    "a CA bundle holds no PEM certificate".to_string(),
-                ));
-            }
-            for cert in certs {
-                http = http.add_root_certificate(cert);
-            }
-        }
-        let http = http
-            .build()
-            .map_err(|e| ClientError::Setup(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Client {
-            http,
-            base,
-            auth: self.auth,
-        })
-    }
-}
-
-fn read_system_bundle() -> Option<Vec<u8>> {
-    let from_env = std::env::var_os("SSL_CERT_FILE").map(PathBuf::from);
-    from_env
-        .into_iter()
-        .chain(SYSTEM_BUNDLES.iter().map(PathBuf::from))
-        .find_map(|p| std::fs::read(p).ok())
-}
-
-/// An OCI distribution client bound to one registry. Cheap to clone.
+/// An OCI distribution client bound to one registry. Cheap to clone; clones share the
+/// learnt sign-in scheme and the token cache.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
-    auth: Option<(String, String)>,
+    auth: Arc<Authenticator>,
 }
 
 impl Client {
     /// Start configuring a client for the registry at `base_url` (`https://HOST:PORT`).
     pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
-        ClientBuilder {
-            base_url: base_url.into(),
-            ca_pems: Vec::new(),
-            ca_paths: Vec::new(),
-            system_roots: None,
-            auth: None,
-            timeout: None,
-            connect_timeout: Duration::from_secs(10),
-            user_agent: format!("imgflow/{}", env!("CARGO_PKG_VERSION")),
-            http1_only: false,
-        }
+        ClientBuilder::new(base_url.into())
+    }
+
+    /// A builder for registry `host` (`HOST[:PORT]`, as in image references) set up
+    /// the way docker would talk to it: `https://HOST[:PORT]`, the credentials `lookup`
+    /// finds for it (none: anonymous), and the CAs of
+    /// [`RegistryTrust::for_registry`] (`cacert`, `/etc/docker/certs.d/HOST[:PORT]/`,
+    /// system roots). Runs a credential helper if one is configured (blocking).
+    pub fn docker_builder(
+        host: &str,
+        lookup: &CredentialLookup,
+        cacert: Option<&Path>,
+    ) -> Result<ClientBuilder> {
+        let trust = RegistryTrust::for_registry(host, cacert)?;
+        let credentials = lookup.find(host)?;
+        Ok(Client::builder(format!("https://{host}"))
+            .trust(&trust)
+            .credentials(credentials))
     }
 
     /// The registry's base URL.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// `HOST[:PORT]` of the registry, as credentials are looked up for it.
+    pub fn registry_host(&self) -> String {
+        let host = self.base.host_str().unwrap_or_default();
+        match self.base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
     }
 
     /// Resolve `target` (an absolute URL or a path such as `/v2/`) against the base URL.
@@ -229,17 +146,14 @@ impl Client {
         self.url(&format!("/v2/{repo}/{tail}"))
     }
 
-    /// A request builder carrying the configured credentials.
+    /// A request builder; [`Self::send`] adds the `Authorization` header.
     pub(crate) fn request(&self, method: Method, url: Url) -> RequestBuilder {
-        let rb = self.http.request(method, url);
-        match &self.auth {
-            Some((user, password)) => rb.basic_auth(user, Some(password)),
-            None => rb,
-        }
+        self.http.request(method, url)
     }
 
     /// Send `rb` and require one of the `ok` statuses; any other status becomes
-    /// [`ClientError::Status`] with the parsed OCI error body.
+    /// [`ClientError::Status`] with the parsed OCI error body, or [`ClientError::Auth`]
+    /// for a `401` that signing in did not cure and for a `403`.
     pub(crate) async fn send(
         &self,
         method: &Method,
@@ -247,15 +161,131 @@ impl Client {
         rb: RequestBuilder,
         ok: &[StatusCode],
     ) -> Result<reqwest::Response> {
-        let resp = rb.send().await.map_err(|source| ClientError::Http {
-            method: method.clone(),
-            url: url.to_string(),
-            source: source.without_url(),
-        })?;
+        let resp = self.dispatch(method, url, rb).await?;
         if ok.contains(&resp.status()) {
             return Ok(resp);
         }
-        Err(status_error(method, url, resp).await)
+        let failure = match resp.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => resp.status(),
+            _ => return Err(status_error(method, url, resp).await),
+        };
+        let message = if *method == Method::HEAD {
+            String::new()
+        } else {
+            auth::registry_message(&resp.bytes().await.unwrap_or_default())
+        };
+        let identity = self.auth.identity();
+        let failure = match failure {
+            StatusCode::FORBIDDEN => AuthFailure::Denied { identity, message },
+            _ if self.auth.has_credentials() => AuthFailure::Unauthorized { identity, message },
+            _ => AuthFailure::SignInRequired { message },
+        };
+        Err(self.auth_error(method, url, failure))
+    }
+
+    fn auth_error(&self, method: &Method, url: &Url, failure: AuthFailure) -> ClientError {
+        ClientError::Auth {
+            method: method.clone(),
+            url: url.to_string(),
+            failure,
+        }
+    }
+
+    /// Send `rb` signed in as the registry wants (see [`auth`]): with the header known
+    /// to be needed, and once more after a `401` challenge that a token or the Basic
+    /// credentials may answer. Returns the response whatever its status.
+    pub(crate) async fn dispatch(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        let scopes = Scopes::for_request(method, url);
+        let spare = rb.try_clone();
+        let (resp, sent) = self.attempt(method, url, rb, &scopes).await?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let again = self
+            .auth
+            .challenged(&self.http, url, resp.headers(), &scopes, &sent)
+            .await
+            .map_err(|f| self.auth_error(method, url, f))?;
+        if !again {
+            return Ok(resp);
+        }
+        let Some(spare) = spare else {
+            return Err(self.auth_error(method, url, AuthFailure::NotReplayable));
+        };
+        let (resp, sent) = self.attempt(method, url, spare, &scopes).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED && sent == auth::Sent::Basic {
+            let failure = AuthFailure::WrongCredentials {
+                user: self.auth.identity(),
+                at: "the registry".to_string(),
+            };
+            return Err(self.auth_error(method, url, failure));
+        }
+        Ok(resp)
+    }
+
+    /// Send `rb` with the header the registry is known to want for `scopes`.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: RequestBuilder,
+        scopes: &Scopes,
+    ) -> Result<(reqwest::Response, auth::Sent)> {
+        let (rb, sent) = self
+            .auth
+            .apply(&self.http, rb, scopes)
+            .await
+            .map_err(|f| self.auth_error(method, url, f))?;
+        Ok((self.transmit(method, url, rb).await?, sent))
+    }
+
+    async fn transmit(
+        &self,
+        method: &Method,
+        url: &Url,
+        rb: RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        rb.send().await.map_err(|source| ClientError::Http {
+            method: method.clone(),
+            url: url.to_string(),
+            source: source.without_url(),
+        })
+    }
+
+    /// Sign in ahead for `scopes`: learns the registry's scheme with a `GET /v2/` if no
+    /// challenge was seen yet, and fetches the token when the registry uses tokens.
+    ///
+    /// Call it before pushing an image, with `repository:REPO:pull,push` (and
+    /// `repository:SOURCE:pull` for mounts): every request of the push (HEADs,
+    /// uploads, the manifest) then shares that one token, wrong credentials and an
+    /// unreachable token endpoint fail before any upload, and streamed uploads, whose
+    /// body could not be sent twice, never meet a challenge. An open registry, or a
+    /// Basic one, needs nothing.
+    pub async fn authorize(&self, scopes: &Scopes) -> Result<()> {
+        let url = self.url("/v2/")?;
+        let m = Method::GET;
+        if !self.auth.knows_scheme() {
+            let resp = self
+                .transmit(&m, &url, self.request(m.clone(), url.clone()))
+                .await?;
+            if resp.status() == StatusCode::UNAUTHORIZED {
+                self.auth
+                    .learn(&url, resp.headers())
+                    .map_err(|f| self.auth_error(&m, &url, f))?;
+            }
+        }
+        // Only the token matters here: the request is not sent.
+        let (_unsent, _) = self
+            .auth
+            .apply(&self.http, self.request(m.clone(), url.clone()), scopes)
+            .await
+            .map_err(|f| self.auth_error(&m, &url, f))?;
+        Ok(())
     }
 
     /// [`Self::send`] for a request with no body and no extra headers.

@@ -123,7 +123,7 @@ impl Client {
             url: url.to_string(),
             source: source.without_url(),
         };
-        let resp = rb.send().await.map_err(http_err)?;
+        let resp = self.dispatch(&req.method, &url, rb).await?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let final_url = resp.url().clone();

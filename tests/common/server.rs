@@ -346,6 +346,30 @@ impl Server {
     }
 }
 
+/// Adds `user` with `password` to the htpasswd file of `config` with the real CLI
+/// (`imgflow user add`, the password on stdin); panics with its stderr on failure.
+pub fn add_user(config: &Path, user: &str, password: &str) {
+    let mut child = Command::new(Server::binary())
+        .args(["user", "add", user, "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning imgflow user add");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("writing the password");
+    drop(stdin);
+    let out = child.wait_with_output().expect("imgflow user add");
+    assert!(
+        out.status.success(),
+        "imgflow user add {user}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 impl Registry for Server {
     fn kind(&self) -> &'static str {
         "imgflow"

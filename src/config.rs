@@ -138,6 +138,8 @@ pub struct StorageConfig {
     pub max_upload_sessions_per_client: usize,
     /// Bytes of manifests and blob sizes cached in memory (0 = no cache).
     pub metadata_cache_bytes: u64,
+    /// Bytes of read-ahead buffers all downloads share (beyond one chunk each).
+    pub read_ahead_bytes: u64,
 }
 
 /// Merge `over` into `base`, table by table.

@@ -346,6 +346,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_sessions_per_client: cfg.storage.max_upload_sessions_per_client,
         },
         cache_bytes: cfg.storage.metadata_cache_bytes,
+        read_ahead_bytes: cfg.storage.read_ahead_bytes,
     })
     .await
     .with_context(|| format!("opening storage in {}", cfg.storage.data_dir.display()))?;

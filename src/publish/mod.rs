@@ -1,5 +1,4 @@
-//! `imgflow publish`: everything about the team's images that needs neither a Docker
-//! daemon nor a registry.
+//! `imgflow publish`: build, validate and push the team's images (issue 7).
 //!
 //! This module owns:
 //! - [`config`]: reading `imgflow.toml` (the images, their build inputs, checks and
@@ -13,13 +12,16 @@
 //! - [`file_error`]: the one error of reading a file, naming the file and the line;
 //! - [`checks`]: container-structure-test files (schemaVersion 2.0.0), parsed into typed
 //!   tests with their regexes compiled;
-//! - [`plan`]: the resolved plan that `imgflow publish --dry-run` prints, as text or JSON.
+//! - [`plan`]: the resolved plan that `imgflow publish --dry-run` prints, as text or JSON;
+//! - [`docker`]: the Docker engine behind the [`docker::Engine`] trait (build, inspect,
+//!   check containers, filesystem export, save).
 //!
 //! It depends only on [`crate::oci`] (names and tags); the builder and the pusher that
 //! come later use [`crate::client`] too, never the registry server's modules.
 
 pub mod checks;
 pub mod config;
+pub mod docker;
 pub mod dockerfile;
 pub mod file_error;
 pub mod graph;

@@ -38,6 +38,8 @@ struct AlignedChunk {
     capacity: usize,
     /// Bytes filled from the aligned start.
     len: usize,
+    /// The share of a memory budget this buffer stands for, given back when it is freed.
+    _held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 // SAFETY: the buffer is uniquely owned heap memory.
@@ -46,8 +48,9 @@ unsafe impl Send for AlignedChunk {}
 unsafe impl Sync for AlignedChunk {}
 
 impl AlignedChunk {
-    /// An uninitialised buffer of `capacity` bytes (a multiple of [`BLOCK`], non-zero).
-    fn new(capacity: usize) -> AlignedChunk {
+    /// An uninitialised buffer of `capacity` bytes (a multiple of [`BLOCK`], non-zero),
+    /// holding `held` until it is freed.
+    fn new(capacity: usize, held: Option<tokio::sync::OwnedSemaphorePermit>) -> AlignedChunk {
         let capacity = capacity.max(BLOCK);
         let layout = Layout::from_size_align(capacity + BLOCK, 16)
             .unwrap_or_else(|_| unreachable!("a small layout"));
@@ -62,6 +65,7 @@ impl AlignedChunk {
             skew,
             capacity,
             len: 0,
+            _held: held,
         }
     }
 
@@ -103,8 +107,11 @@ pub(super) struct BlobFile {
     map: Option<(std::ptr::NonNull<libc::c_void>, usize)>,
 }
 
-// SAFETY: the mapping is never dereferenced, only passed to `mincore`.
+// SAFETY: the mapping is never dereferenced, only passed to `mincore`; the files are
+// only used through `pread`, which needs no exclusive access.
 unsafe impl Send for BlobFile {}
+// SAFETY: as above.
+unsafe impl Sync for BlobFile {}
 
 impl Drop for BlobFile {
     fn drop(&mut self) {
@@ -186,12 +193,18 @@ impl BlobFile {
         resident[..pages].iter().take_while(|r| *r & 1 == 1).count() * BLOCK
     }
 
-    /// Read bytes `pos..pos + want` (the file must hold them).
-    pub(super) fn read_chunk(&mut self, pos: u64, want: usize) -> std::io::Result<Bytes> {
+    /// Read bytes `pos..pos + want` (the file must hold them). The chunk holds `held`
+    /// (a share of a memory budget) until its last reference is dropped.
+    pub(super) fn read_chunk(
+        &self,
+        pos: u64,
+        want: usize,
+        held: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> std::io::Result<Bytes> {
         let base = pos - pos % BLOCK as u64;
         let skip = (pos - base) as usize;
         let span = (skip + want).div_ceil(BLOCK) * BLOCK;
-        let mut buf = AlignedChunk::new(span);
+        let mut buf = AlignedChunk::new(span, held);
         let need = skip + want;
         let cached = match self.direct {
             Some(_) => self.cached_prefix(base, span).min(need),
@@ -288,7 +301,7 @@ mod tests {
             // Drop the file from the page cache so the direct path is taken.
             // SAFETY: plain advisory call on a valid descriptor.
             unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-            let mut blob = BlobFile::new(file, &path);
+            let blob = BlobFile::new(file, &path);
             if blob.direct.is_some() {
                 // Nothing cached after DONTNEED of clean pages; all of it after a read.
                 assert_eq!(blob.cached_prefix(0, 256 * 1024), 0, "{}", dir.display());
@@ -307,7 +320,7 @@ mod tests {
                 (data.len() as u64 - 10, 10),
                 (data.len() as u64 - 300_000, 300_000),
             ] {
-                let got = blob.read_chunk(pos, want).unwrap();
+                let got = blob.read_chunk(pos, want, None).unwrap();
                 assert_eq!(
                     &got[..],
                     &data[pos as usize..pos as usize + want],
@@ -316,7 +329,7 @@ mod tests {
                 );
             }
             // Past the end: an error, never short data.
-            assert!(blob.read_chunk(data.len() as u64 - 5, 10).is_err());
+            assert!(blob.read_chunk(data.len() as u64 - 5, 10, None).is_err());
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod error;
 mod manifests;
 mod sweep;
 pub mod uploads;
+mod warm;
 
 #[cfg(test)]
 mod lifecycle_tests;
@@ -60,6 +61,8 @@ pub struct StorageOptions {
     pub upload_limits: UploadLimits,
     /// Bytes of manifests and blob sizes kept in memory (0: no cache).
     pub cache_bytes: u64,
+    /// Memory for downloads' read-ahead buffers beyond each download's first chunk.
+    pub read_ahead_bytes: u64,
 }
 
 /// A byte range requested of a blob.
@@ -141,7 +144,7 @@ impl Storage {
     pub async fn open(opts: StorageOptions) -> Result<Storage> {
         std::fs::create_dir_all(&opts.data_dir)?;
         let db = db::Db::open(&opts.data_dir.join("metadata.db")).await?;
-        let blobs = blobs::BlobStore::open(&opts.data_dir)?;
+        let blobs = blobs::BlobStore::open(&opts.data_dir, opts.read_ahead_bytes)?;
         let storage = Storage {
             inner: Arc::new(Inner {
                 db,

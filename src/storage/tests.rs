@@ -26,6 +26,7 @@ pub(super) fn options(dir: &std::path::Path) -> StorageOptions {
             max_sessions_per_client: 10,
         },
         cache_bytes: 1 << 20,
+        read_ahead_bytes: 4 << 20,
     }
 }
 

@@ -181,17 +181,12 @@ impl StagingWriter {
         });
         self.pending = Some(tokio::task::spawn_blocking(move || {
             write_at(&mut files, buf.filled(), pos)?;
-            if let Some((offset, len)) = kick {
-                match &files.direct {
-                    // Buffered: push the data towards the disk as it goes.
-                    None => start_writeback(&files.buffered, offset, len),
-                    // Direct: the data is on disk but not in the page cache; have the
-                    // kernel read it back while the upload goes on, so the blob is
-                    // cached by the time it is acknowledged and pulled.
-                    Some(_) => {
-                        crate::storage::blobs::advise_will_need(&files.buffered, offset, len)
-                    }
-                }
+            // Buffered writes: push the data towards the disk as it goes. (Direct
+            // writes are on disk already; the committed blob is read into the page
+            // cache afterwards, see `BlobStore::warm`. Reading it back during the
+            // upload slowed the upload and the first pull right after it.)
+            if let (Some((offset, len)), None) = (kick, &files.direct) {
+                start_writeback(&files.buffered, offset, len);
             }
             Ok((files, buf))
         }));

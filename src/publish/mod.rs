@@ -11,7 +11,8 @@
 //!   Dockerfiles name), its build order and levels, and the selection of `IMAGE...`;
 //! - [`file_error`]: the one error of reading a file, naming the file and the line;
 //! - [`checks`]: container-structure-test files (schemaVersion 2.0.0), parsed into typed
-//!   tests with their regexes compiled;
+//!   tests with their regexes compiled, and run against a built image ([`checks::run`]:
+//!   commands, files, metadata, size budgets, GPU tiers) into a JSON report;
 //! - [`docker`]: the local Docker daemon through the docker CLI, behind the [`docker::Engine`]
 //!   trait: builds, check containers (limits, timeout, always removed), the image's
 //!   files read from outside, `docker save`;

@@ -1,9 +1,10 @@
 //! Check files: container-structure-test YAML (schemaVersion 2.0.0) read into typed
 //! tests. Existing files are read as they are; a field the tool does not know, a value
 //! of the wrong type or a regex that does not compile is an error naming the file and
-//! the line. Running the checks is not this module's business.
+//! the line. [`run`] runs them against a built image.
 
 mod pattern;
+pub mod run;
 mod schema;
 
 pub use pattern::{KeyValue, Pattern};

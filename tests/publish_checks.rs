@@ -142,20 +142,6 @@ commandTests:
     command: "true"
 "#;
 
-fn engine(docker: &Dockerd) -> DockerCli {
-    let config = docker.work_dir().join("docker-config");
-    std::fs::create_dir_all(&config).unwrap();
-    let mut cli = DockerCli::new()
-        .with_program(common::require_tool("docker"))
-        .with_host(docker.host())
-        .with_env("DOCKER_CONFIG", &config)
-        .with_env("DOCKER_BUILDKIT", "0");
-    for var in ["DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"] {
-        cli = cli.without_env(var);
-    }
-    cli
-}
-
 async fn build(cli: &DockerCli, ctx: &Path, dockerfile: &str, tag: &str, base: &str) -> String {
     std::fs::create_dir_all(ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
@@ -197,7 +183,7 @@ fn checks_run_against_real_images_and_gpu_images_are_not_verified_without_a_runt
     let base = "imgflow-test/busybox:base";
     docker.import_busybox(base);
     let work = docker.work_dir();
-    let cli = engine(&docker);
+    let cli = docker.publish_engine();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();
     rt.block_on(async {

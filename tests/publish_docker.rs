@@ -42,31 +42,6 @@ CMD ["default-arg"]
 
 const RUN_SH: &str = "echo \"run.sh got: $*\"\n";
 
-/// The engine, bound to `docker` through `DOCKER_HOST` (as a user would set it), with its
-/// own client config and the legacy builder, as [`Dockerd::command`] uses (a machine with
-/// the buildx plugin would otherwise build with BuildKit).
-fn engine(docker: &Dockerd) -> DockerCli {
-    let config = docker.work_dir().join("docker-config");
-    std::fs::create_dir_all(&config).unwrap();
-    let mut cli = DockerCli::new()
-        .with_program(common::require_tool("docker"))
-        .with_host(docker.host())
-        .with_env("DOCKER_CONFIG", &config)
-        .with_env("DOCKER_BUILDKIT", "0");
-    for var in [
-        "DOCKER_CONTEXT",
-        "DOCKER_TLS_VERIFY",
-        "DOCKER_CERT_PATH",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "http_proxy",
-        "https_proxy",
-    ] {
-        cli = cli.without_env(var);
-    }
-    cli
-}
-
 fn write_context(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).unwrap();
@@ -96,7 +71,7 @@ fn the_docker_engine_builds_inspects_checks_exports_and_saves_an_image() {
     docker.import_busybox(base);
     let ctx = docker.work_dir().join("ctx");
     write_context(&ctx);
-    let cli = engine(&docker);
+    let cli = docker.publish_engine();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let started = Instant::now();
     rt.block_on(async {

@@ -18,6 +18,8 @@
 //!   files read from outside, `docker save`;
 //! - [`pin`]: rewriting a stack file's image references of this registry to pinned
 //!   digests, byte for byte everywhere else;
+//! - [`tar_path`]: tar member names in one canonical form (for `docker export` and
+//!   `docker save` archives);
 //! - [`plan`]: the resolved plan that `imgflow publish --dry-run` prints, as text or JSON;
 //! - [`push`]: pushing an image exported by `docker save` with imgflow's own client
 //!   (deterministic layers, mounts, resumable chunks, by digest; tags moved last).
@@ -35,6 +37,7 @@ pub mod pin;
 pub mod plan;
 pub mod push;
 pub mod tags;
+pub mod tar_path;
 
 #[cfg(test)]
 mod testutil;

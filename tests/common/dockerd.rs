@@ -159,6 +159,32 @@ impl Dockerd {
         &self.log_path
     }
 
+    /// `imgflow publish`'s Docker engine bound to this daemon through `DOCKER_HOST` (as a
+    /// user would set it), with its own client config and the legacy builder, as
+    /// [`Dockerd::command`] uses (a machine with the buildx plugin would otherwise build
+    /// with BuildKit), and none of the caller's context, TLS or proxy settings.
+    pub fn publish_engine(&self) -> imgflow::publish::docker::DockerCli {
+        let config = self.work_dir().join("docker-config");
+        std::fs::create_dir_all(&config).unwrap();
+        let mut cli = imgflow::publish::docker::DockerCli::new()
+            .with_program(require_tool("docker"))
+            .with_host(self.host())
+            .with_env("DOCKER_CONFIG", &config)
+            .with_env("DOCKER_BUILDKIT", "0");
+        for var in [
+            "DOCKER_CONTEXT",
+            "DOCKER_TLS_VERIFY",
+            "DOCKER_CERT_PATH",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "https_proxy",
+        ] {
+            cli = cli.without_env(var);
+        }
+        cli
+    }
+
     /// A `docker` command bound to this daemon, with an isolated client config, the classic
     /// builder (`DOCKER_BUILDKIT=0`) and no proxy.
     pub fn command(&self) -> Command {

@@ -270,4 +270,4 @@ fn add_missing_dirs(files: &mut BTreeMap<String, FileMeta>) {
 
 #[cfg(test)]
 #[path = "filesystem_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,9 @@
 
 use super::*;
 
-fn header(kind: EntryType, mode: u32, uid: u64, gid: u64, size: u64) -> tar::Header {
+/// A GNU tar header of `kind` with the given mode, owner and size, and mtime 0 (also
+/// used by the check runner's fake engine).
+pub(crate) fn header(kind: EntryType, mode: u32, uid: u64, gid: u64, size: u64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
     h.set_mode(mode);

@@ -41,17 +41,7 @@ impl std::fmt::Display for ResolveError {
 /// components; `..` removed lexically (stopping at `/`). Archive names (`./usr/bin/`,
 /// `usr/bin`) and user paths (`/usr//bin/.`) give the same key.
 pub fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            name => parts.push(name),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    format!("/{}", crate::publish::tar_path::components(path).join("/"))
 }
 
 /// The parent of a normalized path (`/` for `/` itself).

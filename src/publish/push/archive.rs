@@ -92,17 +92,7 @@ struct ConfigRootFs {
 
 /// `a/./b/../c` -> `a/c`, without leading `./` or `/`.
 fn normalize(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
-    }
-    parts.join("/")
+    crate::publish::tar_path::components(path).join("/")
 }
 
 impl DockerArchive {

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
+use crate::publish::docker::filesystem::tests::header;
 use crate::publish::docker::{
     BuildSpec, Captured, DockerError, DockerVersion, Engine, ImageConfig, ImageFs, ImageInfo,
     Result, RunOutput, RunSpec, Runtime, Runtimes,
@@ -185,26 +186,15 @@ impl Tar {
         }
     }
 
-    fn header(kind: tar::EntryType, mode: u32, uid: u64, gid: u64, size: u64) -> tar::Header {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_uid(uid);
-        h.set_gid(gid);
-        h.set_size(size);
-        h.set_mtime(0);
-        h
-    }
-
     pub fn dir(mut self, path: &str, mode: u32) -> Tar {
-        let mut h = Tar::header(tar::EntryType::Directory, mode, 0, 0, 0);
+        let mut h = header(tar::EntryType::Directory, mode, 0, 0, 0);
         let b = self.builder.as_mut().unwrap();
         b.append_data(&mut h, path, std::io::empty()).unwrap();
         self
     }
 
     pub fn file_owned(mut self, path: &str, mode: u32, uid: u64, gid: u64, data: &[u8]) -> Tar {
-        let mut h = Tar::header(tar::EntryType::Regular, mode, uid, gid, data.len() as u64);
+        let mut h = header(tar::EntryType::Regular, mode, uid, gid, data.len() as u64);
         let b = self.builder.as_mut().unwrap();
         b.append_data(&mut h, path, data).unwrap();
         self
@@ -215,7 +205,7 @@ impl Tar {
     }
 
     pub fn symlink(mut self, path: &str, target: &str) -> Tar {
-        let mut h = Tar::header(tar::EntryType::Symlink, 0o777, 0, 0, 0);
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0, 0, 0);
         let b = self.builder.as_mut().unwrap();
         b.append_link(&mut h, path, target).unwrap();
         self

@@ -29,22 +29,6 @@ const READ_CHUNK: usize = 256 * 1024;
 /// read-ahead budget and are only started when it has room.
 const READS_AHEAD: usize = 3;
 
-/// Ask the kernel to start reading `offset..offset+len` of `file` into the page cache
-/// (`posix_fadvise(WILLNEED)`); advisory only.
-pub(crate) fn advise_will_need(file: &std::fs::File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the descriptor is valid for the duration of the call, which only reads
-    // its integer arguments.
-    unsafe {
-        libc::posix_fadvise(
-            file.as_raw_fd(),
-            offset as libc::off_t,
-            len as libc::off_t,
-            libc::POSIX_FADV_WILLNEED,
-        );
-    }
-}
-
 /// A stream of blob bytes.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 

@@ -113,13 +113,29 @@ fn read_through(path: &Path, busy: impl Fn() -> bool) -> std::io::Result<()> {
             waited += t.elapsed();
         }
         if offset % READ_AHEAD_STEP < WARM_BUFFER as u64 {
-            super::blobs::advise_will_need(&file, offset, READ_AHEAD);
+            advise_will_need(&file, offset, READ_AHEAD);
         }
         let n = file.read(&mut buf)?;
         if n == 0 {
             return Ok(());
         }
         offset += n as u64;
+    }
+}
+
+/// Ask the kernel to start reading `offset..offset+len` of `file` into the page cache
+/// (`posix_fadvise(WILLNEED)`); advisory only.
+fn advise_will_need(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the descriptor is valid for the duration of the call, which only reads
+    // its integer arguments.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_WILLNEED,
+        );
     }
 }
 
